@@ -1,0 +1,139 @@
+"""Hugging Face BitNet checkpoint -> :class:`Weights`: a lookup table from names to tensors.
+
+A model folder holds ``config.json`` and ``model.safetensors`` (the 2B4T layout)::
+
+    model.embed_tokens.weight                          BF16 [V, D]
+    model.layers.N.input_layernorm.weight              BF16 [D]
+    model.layers.N.self_attn.{q,k,v,o}_proj.weight     U8   [out/4, in]   packed ternary
+    model.layers.N.self_attn.{q,k,v,o}_proj.weight_scale  BF16 [1]
+    model.layers.N.self_attn.attn_sub_norm.weight      BF16 [H*Hd]
+    model.layers.N.post_attention_layernorm.weight     BF16 [D]
+    model.layers.N.mlp.{gate,up,down}_proj.weight      U8   [out/4, in]
+    model.layers.N.mlp.{gate,up,down}_proj.weight_scale   BF16 [1]
+    model.layers.N.mlp.ffn_sub_norm.weight             BF16 [F]
+    model.norm.weight                                  BF16 [D]
+    lm_head.weight                                     BF16 [V, D]   only when not tied
+
+Every tensor is checked against the config (present, shape, dtype), packed bytes are scanned for
+the invalid code 3, scales must be finite and positive and norms finite. Large tensors stay
+memory-mapped; only norms and scales are copied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelConfig, load_config
+from .errors import CheckpointError
+from .packing import has_invalid_codes
+from .safetensors import SafetensorsFile
+from .weights import LayerWeights, TernaryWeight, Weights
+
+WEIGHTS_FILE = "model.safetensors"
+FLOAT_DTYPES = ("BF16", "F16", "F32")
+
+# scanning packed bytes for code 3 in slices keeps the temporary arrays small
+_SCAN_ROWS = 256
+
+
+def expected_tensors(config: ModelConfig, has_lm_head: bool = False
+                     ) -> dict[str, tuple[tuple[int, ...], tuple[str, ...]]]:
+    """Every tensor name a checkpoint of this config holds -> (shape, allowed dtypes).
+
+    lm_head.weight is required when the head is not tied, and checked whenever it is present.
+    """
+    c = config
+    d, f, q, kv = c.hidden_size, c.intermediate_size, c.q_size, c.kv_size
+    table: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
+        "model.embed_tokens.weight": ((c.vocab_size, d), ("BF16",)),
+        "model.norm.weight": ((d,), FLOAT_DTYPES),
+    }
+    projections = {
+        "self_attn.q_proj": (q, d), "self_attn.k_proj": (kv, d), "self_attn.v_proj": (kv, d),
+        "self_attn.o_proj": (d, q), "mlp.gate_proj": (f, d), "mlp.up_proj": (f, d),
+        "mlp.down_proj": (d, f),
+    }
+    norms = {"input_layernorm": d, "post_attention_layernorm": d,
+             "self_attn.attn_sub_norm": q, "mlp.ffn_sub_norm": f}
+    for n in range(c.num_hidden_layers):
+        prefix = f"model.layers.{n}."
+        for name, size in norms.items():
+            table[f"{prefix}{name}.weight"] = ((size,), FLOAT_DTYPES)
+        for name, (out_features, in_features) in projections.items():
+            table[f"{prefix}{name}.weight"] = ((out_features // 4, in_features), ("U8",))
+            table[f"{prefix}{name}.weight_scale"] = ((1,), FLOAT_DTYPES)
+    if has_lm_head or not c.tie_word_embeddings:
+        table["lm_head.weight"] = ((c.vocab_size, d), ("BF16",))
+    return table
+
+
+def _check_tensors(file: SafetensorsFile, config: ModelConfig) -> None:
+    for name, (shape, dtypes) in expected_tensors(config, "lm_head.weight" in file).items():
+        info = file.tensors.get(name)
+        if info is None:
+            raise CheckpointError(f"{file.path}: missing tensor '{name}' (expected by "
+                                  "config.json)")
+        if info.shape != shape:
+            raise CheckpointError(f"{file.path}: tensor '{name}' has shape {list(info.shape)}, "
+                                  f"expected {list(shape)}")
+        if info.dtype not in dtypes:
+            raise CheckpointError(f"{file.path}: tensor '{name}' has dtype {info.dtype}, "
+                                  f"expected {' or '.join(dtypes)}")
+
+
+def _load_norm(file: SafetensorsFile, name: str) -> np.ndarray:
+    values = file.float32(name)
+    if not np.isfinite(values).all():
+        raise CheckpointError(f"{file.path}: tensor '{name}' holds NaN or infinity")
+    return values
+
+
+def _load_ternary(file: SafetensorsFile, prefix: str) -> TernaryWeight:
+    packed = file.array(prefix + ".weight")  # (out/4, in) uint8, memory-mapped
+    for row in range(0, packed.shape[0], _SCAN_ROWS):
+        if has_invalid_codes(packed[row:row + _SCAN_ROWS]):
+            raise CheckpointError(f"{file.path}: tensor '{prefix}.weight' holds the invalid "
+                                  "code 3 (expected 2-bit codes 0, 1, 2 for -1, 0, +1)")
+    scale = float(file.float32(prefix + ".weight_scale")[0])
+    if not np.isfinite(scale) or scale <= 0:
+        raise CheckpointError(f"{file.path}: tensor '{prefix}.weight_scale' is {scale}, "
+                              "expected a finite positive number")
+    return TernaryWeight(packed=packed, weight_scale=np.float32(scale))
+
+
+def _load_layer(file: SafetensorsFile, n: int) -> LayerWeights:
+    p = f"model.layers.{n}."
+    return LayerWeights(
+        input_layernorm=_load_norm(file, p + "input_layernorm.weight"),
+        q_proj=_load_ternary(file, p + "self_attn.q_proj"),
+        k_proj=_load_ternary(file, p + "self_attn.k_proj"),
+        v_proj=_load_ternary(file, p + "self_attn.v_proj"),
+        attn_sub_norm=_load_norm(file, p + "self_attn.attn_sub_norm.weight"),
+        o_proj=_load_ternary(file, p + "self_attn.o_proj"),
+        post_attention_layernorm=_load_norm(file, p + "post_attention_layernorm.weight"),
+        gate_proj=_load_ternary(file, p + "mlp.gate_proj"),
+        up_proj=_load_ternary(file, p + "mlp.up_proj"),
+        ffn_sub_norm=_load_norm(file, p + "mlp.ffn_sub_norm.weight"),
+        down_proj=_load_ternary(file, p + "mlp.down_proj"),
+    )
+
+
+def load_weights(model_dir: str | Path, config: ModelConfig | None = None) -> Weights:
+    """Open ``model_dir/model.safetensors`` (memory-mapped) and check it against the config."""
+    model_dir = Path(model_dir)
+    config = config or load_config(model_dir)
+    path = model_dir / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file (sharded or .bin checkpoints are not "
+                              "supported; expected one model.safetensors)")
+    file = SafetensorsFile(path)
+    _check_tensors(file, config)
+    return Weights(
+        embed_tokens=file.array("model.embed_tokens.weight"),
+        layers=[_load_layer(file, n) for n in range(config.num_hidden_layers)],
+        norm=_load_norm(file, "model.norm.weight"),
+        # the head is tied to the embedding unless the file carries its own lm_head.weight
+        lm_head=file.array("lm_head.weight") if "lm_head.weight" in file else None,
+    )

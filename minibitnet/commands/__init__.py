@@ -1,0 +1,1 @@
+"""One module per ``minibitnet`` subcommand: ``add_parser(subparsers)`` and ``run(args)``."""

@@ -1,0 +1,34 @@
+"""The exceptions minibitnet raises for bad input.
+
+Every message is one line that names the file or argument, what was found and what was
+expected, e.g. ``model.safetensors: tensor 'model.norm.weight' has dtype I32, expected BF16``.
+The command line prints these messages without a traceback (``--debug`` shows one).
+"""
+
+
+class MinibitnetError(ValueError):
+    """Base class: bad input that the user can fix (a file, an argument, a prompt)."""
+
+
+class ConfigError(MinibitnetError):
+    """config.json is missing, malformed, or describes a model this package cannot run."""
+
+
+class CheckpointError(MinibitnetError):
+    """model.safetensors is malformed or does not match config.json."""
+
+
+class TokenizerError(MinibitnetError):
+    """tokenizer.json / tokenizer_config.json is missing or malformed."""
+
+
+class ArgumentError(MinibitnetError):
+    """A function or command-line argument is out of range (token ids, lengths, sampling flags)."""
+
+
+class ContextLengthError(ArgumentError):
+    """A prompt or generation would exceed the model's max_position_embeddings."""
+
+
+class NumericalError(MinibitnetError):
+    """NaN or infinity appeared in the activations (named with the layer where it appeared)."""

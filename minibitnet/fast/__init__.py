@@ -1,0 +1,1 @@
+"""The fast path: typed Python kernels compiled by mypyc at install time."""

@@ -1,0 +1,36 @@
+"""``minibitnet.load``: a model folder (or the built-in model) -> a ready :class:`Model`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoint import load_weights
+from .config import load_config
+from .errors import ConfigError
+from .model import Model
+
+# The model that ships inside the package, used when no path is given.
+BUILTIN_MODEL_DIR = Path(__file__).parent / "models" / "shakespeare-ternary"
+
+
+def builtin_model_dir() -> Path:
+    """The folder of the built-in model; ConfigError if this installation has none."""
+    if not (BUILTIN_MODEL_DIR / "config.json").is_file():
+        raise ConfigError(f"{BUILTIN_MODEL_DIR}: the built-in model is not installed; "
+                          "no model was given (pass a model folder)")
+    return BUILTIN_MODEL_DIR
+
+
+def load(path: str | Path | None = None, backend: str = "reference") -> Model:
+    """Load a BitNet b1.58 model folder (config.json + model.safetensors), memory-mapped.
+
+    path:    the folder; None loads the built-in model
+    backend: a name from ``minibitnet info`` ("reference", "fast", "fast:lut", ...)
+    """
+    model_dir = Path(path) if path is not None else builtin_model_dir()
+    if not model_dir.is_dir():
+        raise ConfigError(f"{model_dir}: not a folder (expected a model folder with config.json "
+                          "and model.safetensors)")
+    config = load_config(model_dir)
+    weights = load_weights(model_dir, config)
+    return Model(config, weights, backend=backend)

@@ -1,0 +1,129 @@
+"""The BitNet b1.58 transformer: embedding, blocks, final norm, tied output head.
+
+One block, as transformers' ``BitNetDecoderLayer``::
+
+    h = h + attention(input_layernorm(h))
+    h = h + feed_forward(post_attention_layernorm(h))
+
+The model never reads files: :mod:`minibitnet.checkpoint` builds a :class:`Weights` value and
+``Model`` takes it, with the name of a backend from :mod:`minibitnet.backend` that decides how
+the ternary products are computed (every backend returns the same integers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from .attention import Attention
+from .backend import get_backend
+from .bitlinear import TernaryKernel
+from .config import ModelConfig
+from .errors import ArgumentError, ContextLengthError, NumericalError
+from .generate import stream_tokens
+from .head import OutputHead
+from .kv_cache import KVCache
+from .mlp import FeedForward
+from .norm import rms_norm
+from .rope import rope_tables
+from .safetensors import bf16_to_float32
+from .weights import LayerWeights, Weights
+
+
+class Block:
+    """One transformer block: pre-norm attention and pre-norm feed-forward, each residual."""
+
+    def __init__(self, config: ModelConfig, layer: LayerWeights, kernel: TernaryKernel) -> None:
+        self.eps = config.rms_norm_eps
+        self.input_layernorm = layer.input_layernorm  # (D,)
+        self.attention = Attention(config, layer, kernel)
+        self.post_attention_layernorm = layer.post_attention_layernorm  # (D,)
+        self.feed_forward = FeedForward(config, layer, kernel)
+
+    def __call__(self, h: np.ndarray, cos: np.ndarray, sin: np.ndarray,
+                 cache: KVCache, layer_index: int) -> np.ndarray:
+        """h: (T, D) float32 residual stream -> (T, D) float32."""
+        h = h + self.attention(rms_norm(h, self.input_layernorm, self.eps), cos, sin,
+                               cache, layer_index)
+        return h + self.feed_forward(rms_norm(h, self.post_attention_layernorm, self.eps))
+
+
+class Model:
+    """A loaded model. Public contract: ``config``, ``backend``, ``logits``, ``generate``."""
+
+    def __init__(self, config: ModelConfig, weights: Weights, backend: str = "reference") -> None:
+        self.config = config
+        self.backend = backend
+        kernel = get_backend(backend)
+        self.embed_tokens = weights.embed_tokens  # (V, D) bf16 bits, memory-mapped
+        self.blocks = [Block(config, layer, kernel) for layer in weights.layers]
+        self.norm = weights.norm  # (D,)
+        head_bits = weights.lm_head if weights.lm_head is not None else weights.embed_tokens
+        self.head = OutputHead(head_bits)
+
+    def new_cache(self) -> KVCache:
+        c = self.config
+        return KVCache(c.num_hidden_layers, c.num_key_value_heads, c.head_dim)
+
+    def check_ids(self, ids: Sequence[int]) -> np.ndarray:
+        """Token ids as a (T,) int64 array; ids outside the vocabulary raise ArgumentError."""
+        array = np.asarray(ids, dtype=np.int64).reshape(-1)
+        bad = array[(array < 0) | (array >= self.config.vocab_size)]
+        if bad.size:
+            raise ArgumentError(f"token id {int(bad[0])} is outside the vocabulary "
+                                f"[0, {self.config.vocab_size})")
+        return array
+
+    def forward(self, ids: Sequence[int], cache: KVCache) -> np.ndarray:
+        """Run T new tokens after the ``cache.length`` positions already in ``cache``.
+
+        ids:     (T,) token ids
+        returns: (T, V) float32 logits; the cache now holds T more positions
+        """
+        tokens = self.check_ids(ids)
+        start = cache.length
+        if start + tokens.size > self.config.max_position_embeddings:
+            raise ContextLengthError(
+                f"{start + tokens.size} positions exceed the context length of "
+                f"{self.config.max_position_embeddings} (max_position_embeddings)")
+        h = bf16_to_float32(self.embed_tokens[tokens])  # (T, D) token embeddings
+        positions = np.arange(start, start + tokens.size)  # (T,)
+        cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta)  # (T, Hd)
+        for index, block in enumerate(self.blocks):
+            h = block(h, cos, sin, cache, index)  # (T, D)
+            if not np.isfinite(h).all():
+                raise NumericalError(f"layer {index}: NaN or infinity in the hidden states "
+                                     "(corrupt weights or scales?)")
+        cache.advance(tokens.size)
+        h = rms_norm(h, self.norm, self.config.rms_norm_eps)  # (T, D) final norm
+        return self.head(h)  # (T, V)
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Logits at every position of ``ids``, computed from scratch (no cache kept).
+
+        returns: (len(ids), V) float32
+        """
+        if len(ids) == 0:
+            raise ArgumentError("ids is empty; expected at least one token id")
+        return self.forward(ids, self.new_cache())
+
+    def stream(self, ids: Sequence[int], max_new_tokens: int, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+               stop_ids: Sequence[int] | None = None,
+               cache: KVCache | None = None) -> Iterator[int]:
+        """Like :meth:`generate`, but yields each new token id as soon as it is chosen."""
+        return stream_tokens(self, ids, max_new_tokens, temperature, top_k, top_p, seed,
+                             stop_ids, cache)
+
+    def generate(self, ids: Sequence[int], max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                 stop_ids: Sequence[int] | None = None,
+                 cache: KVCache | None = None) -> list[int]:
+        """New token ids after ``ids``, using the KV cache.
+
+        temperature=0.0 is greedy; stop_ids=None stops at the config's eos ids (the stop token is
+        included in the result); seed makes sampling repeatable.
+        """
+        return list(self.stream(ids, max_new_tokens, temperature, top_k, top_p, seed,
+                                stop_ids, cache))

@@ -1,0 +1,273 @@
+"""Reading and writing the safetensors format, memory-mapped, with every header field checked.
+
+The format (https://github.com/huggingface/safetensors)::
+
+    bytes 0..8        N, the header length, unsigned 64-bit little-endian
+    bytes 8..8+N      a JSON object: {"name": {"dtype": "BF16", "shape": [V, D],
+                                               "data_offsets": [begin, end]}, ...,
+                                      "__metadata__": {"format": "pt"}}   (optional)
+    bytes 8+N..       the data section; a tensor's bytes are data[begin:end], little-endian,
+                      row-major, packed back to back with no holes
+
+Why not the ``safetensors`` package: NumPy has no bfloat16, and a 1.2 GB checkpoint must not be
+read whole. Here the file is mapped with ``np.memmap`` and each tensor is a view into the map,
+so opening a 2.4 B-parameter model costs only the header. bf16 tensors are returned as their
+raw uint16 bits; :func:`bf16_to_float32` widens them (a 16-bit shift, exact).
+
+Nothing in the file is executed or unpickled: the header is JSON and the rest is raw numbers.
+Every header field is checked against the file before any view is made, so a corrupt file gives
+a :class:`CheckpointError` naming the file, never a read outside its bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CheckpointError
+from .files import atomic_write
+
+# A 2B4T header is ~60 kB; anything beyond this is not a model header but a corrupt length.
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+# dtype name in the header -> NumPy storage dtype. BF16 is stored as its raw uint16 bits.
+STORAGE_DTYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype(np.bool_),
+    "U8": np.dtype("<u1"),
+    "I8": np.dtype("<i1"),
+    "U16": np.dtype("<u2"),
+    "I16": np.dtype("<i2"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),
+    "U32": np.dtype("<u4"),
+    "I32": np.dtype("<i4"),
+    "F32": np.dtype("<f4"),
+    "U64": np.dtype("<u8"),
+    "I64": np.dtype("<i8"),
+    "F64": np.dtype("<f8"),
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where one tensor lives: ``begin``/``end`` are byte offsets into the data section."""
+
+    name: str
+    dtype: str  # header dtype name, e.g. "BF16", "U8"
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+    @property
+    def num_elements(self) -> int:
+        return math.prod(self.shape)
+
+
+# ---- bfloat16 ----
+
+
+def bf16_to_float32(bits: np.ndarray) -> np.ndarray:
+    """Widen bfloat16 to float32, exactly.
+
+    bits:    (...) uint16, the raw bf16 bit patterns
+    returns: (...) float32; bf16 is the top half of a float32, so this is a 16-bit left shift
+    """
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def float32_to_bf16(values: np.ndarray) -> np.ndarray:
+    """Round float32 to the nearest bfloat16 (ties to even), as torch's ``.to(torch.bfloat16)``.
+
+    values:  (...) float32, finite
+    returns: (...) uint16 bf16 bit patterns
+    """
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    # add 0x7FFF plus the lowest kept bit, then truncate: round half to even on the 16 dropped bits
+    rounding = np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1))
+    return ((bits + rounding) >> 16).astype(np.uint16)
+
+
+# ---- reading ----
+
+
+def _fail(path: Path, message: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {message}")
+
+
+def _parse_entry(path: Path, name: str, entry: Any) -> TensorInfo:
+    if not isinstance(entry, dict):
+        raise _fail(path, f"header entry '{name}' is not a JSON object")
+    dtype = entry.get("dtype")
+    if dtype not in STORAGE_DTYPES:
+        raise _fail(path, f"tensor '{name}' has unknown dtype {dtype!r}, expected one of "
+                          f"{', '.join(STORAGE_DTYPES)}")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise _fail(path, f"tensor '{name}' has shape {shape!r}, expected a list of "
+                          "non-negative integers")
+    offsets = entry.get("data_offsets")
+    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(
+        isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets
+    )):
+        raise _fail(path, f"tensor '{name}' has data_offsets {offsets!r}, expected "
+                          "[begin, end] with 0 <= begin")
+    begin, end = offsets
+    info = TensorInfo(name, dtype, tuple(shape), begin, end)
+    expected = info.num_elements * STORAGE_DTYPES[dtype].itemsize
+    if end - begin != expected:
+        raise _fail(path, f"tensor '{name}' spans {end - begin} bytes, expected {expected} "
+                          f"for {dtype} {list(shape)}")
+    return info
+
+
+def read_header(path: str | Path) -> tuple[dict[str, TensorInfo], dict[str, str], int]:
+    """Parse and check a safetensors header without reading any tensor data.
+
+    returns: (tensors by name, the __metadata__ strings, byte offset of the data section)
+    raises:  CheckpointError naming ``path`` for anything that does not fit the file
+    """
+    path = Path(path)
+    try:
+        file_size = path.stat().st_size
+        with path.open("rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise _fail(path, f"file is {file_size} bytes, too short for a safetensors "
+                                  "header (expected at least 8)")
+            (header_len,) = struct.unpack("<Q", prefix)
+            if header_len > MAX_HEADER_BYTES:
+                raise _fail(path, f"header length {header_len} exceeds the "
+                                  f"{MAX_HEADER_BYTES}-byte limit (corrupt or not safetensors)")
+            if 8 + header_len > file_size:
+                raise _fail(path, f"header length {header_len} runs past the end of the "
+                                  f"{file_size}-byte file (truncated?)")
+            header_bytes = handle.read(header_len)
+    except OSError as exc:
+        raise _fail(path, f"cannot read ({exc.strerror or exc})") from None
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise _fail(path, "header is not valid UTF-8 JSON") from None
+    if not isinstance(header, dict):
+        raise _fail(path, "header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise _fail(path, "__metadata__ is not a JSON object")
+    tensors = {name: _parse_entry(path, name, entry) for name, entry in header.items()}
+    data_start = 8 + header_len
+    _check_layout(path, tensors, file_size - data_start)
+    return tensors, metadata, data_start
+
+
+def _check_layout(path: Path, tensors: dict[str, TensorInfo], data_size: int) -> None:
+    """Tensors must tile the data section exactly: in bounds, no overlaps, no holes."""
+    position = 0
+    for info in sorted(tensors.values(), key=lambda t: (t.begin, t.end)):
+        if info.end > data_size:
+            raise _fail(path, f"tensor '{info.name}' ends at byte {info.end} of the data "
+                              f"section, past its end ({data_size} bytes; truncated file?)")
+        if info.begin < position:
+            raise _fail(path, f"tensor '{info.name}' overlaps the tensor before it "
+                              f"(starts at {info.begin}, previous ends at {position})")
+        if info.begin > position:
+            raise _fail(path, f"hole of {info.begin - position} bytes before tensor "
+                              f"'{info.name}' (expected tensors packed back to back)")
+        position = info.end
+    if position != data_size:
+        raise _fail(path, f"data section is {data_size} bytes but the tensors cover "
+                          f"{position} (truncated or trailing bytes)")
+
+
+class SafetensorsFile:
+    """A memory-mapped safetensors file; :meth:`array` returns read-only views, no copies."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.tensors, self.metadata, self._data_start = read_header(self.path)
+        data_size = self.path.stat().st_size - self._data_start
+        # subtle: np.memmap cannot map zero bytes, and a file of only empty tensors is valid.
+        self._data: np.ndarray = (
+            np.memmap(self.path, dtype=np.uint8, mode="r", offset=self._data_start)
+            if data_size > 0 else np.zeros(0, np.uint8)
+        )
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    def array(self, name: str) -> np.ndarray:
+        """The tensor as a read-only view in its storage dtype (BF16 as uint16 bits)."""
+        info = self.tensors[name]
+        raw = self._data[info.begin:info.end]
+        return raw.view(STORAGE_DTYPES[info.dtype]).reshape(info.shape)
+
+    def float32(self, name: str) -> np.ndarray:
+        """The tensor widened to a float32 copy (BF16, F16 or F32 in the file)."""
+        info = self.tensors[name]
+        raw = self.array(name)
+        if info.dtype == "BF16":
+            return bf16_to_float32(raw)
+        if info.dtype in ("F16", "F32"):
+            return raw.astype(np.float32)
+        raise _fail(self.path, f"tensor '{name}' has dtype {info.dtype}, expected BF16, F16 or F32")
+
+
+# ---- writing ----
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor to write: its header entry, before its bytes exist."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def num_bytes(self) -> int:
+        return math.prod(self.shape) * STORAGE_DTYPES[self.dtype].itemsize
+
+
+def write_safetensors(
+    path: str | Path,
+    specs: Iterable[TensorSpec],
+    produce: Callable[[TensorSpec], np.ndarray],
+    metadata: dict[str, str] | None = None,
+    progress: Callable[[TensorSpec], None] | None = None,
+) -> None:
+    """Stream tensors into a safetensors file, atomically, one tensor in memory at a time.
+
+    specs:   the tensors in file order; the header is written from these first
+    produce: called once per spec, in order; returns its data in the spec's storage dtype and
+             shape (BF16 as uint16 bits). It may build the tensor on the fly, so a 2B4T
+             checkpoint is written without ever holding more than its largest tensor.
+    """
+    specs = list(specs)
+    header: dict[str, Any] = {"__metadata__": metadata or {"format": "pt"}}
+    offset = 0
+    for spec in specs:
+        header[spec.name] = {"dtype": spec.dtype, "shape": list(spec.shape),
+                             "data_offsets": [offset, offset + spec.num_bytes]}
+        offset += spec.num_bytes
+    header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    header_bytes += b" " * (-len(header_bytes) % 8)  # pad so tensor data starts 8-byte aligned
+    with atomic_write(path) as handle:
+        handle.write(struct.pack("<Q", len(header_bytes)))
+        handle.write(header_bytes)
+        for spec in specs:
+            data = np.ascontiguousarray(produce(spec))
+            expected = STORAGE_DTYPES[spec.dtype]
+            if data.dtype != expected or data.shape != spec.shape:
+                raise ValueError(f"tensor '{spec.name}': produced {data.dtype} {data.shape}, "
+                                 f"expected {expected} {spec.shape}")
+            handle.write(data.astype(expected.newbyteorder("<"), copy=False).tobytes())
+            if progress is not None:
+                progress(spec)

@@ -1,0 +1,28 @@
+"""Shared test setup: Hypothesis profiles and the header line saying which fast path is loaded."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# "ci" (default) keeps the suite within minutes on 2 cores; "long" is for local runs:
+#   HYPOTHESIS_PROFILE=long python -m pytest
+settings.register_profile("ci", max_examples=60, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=2000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_report_header() -> list[str]:
+    lines = []
+    try:
+        import minibitnet.fast as fast
+
+        is_compiled = getattr(fast, "is_compiled", None)
+        if is_compiled is not None:
+            lines.append(f"minibitnet.fast compiled: {is_compiled()}")
+    except ImportError as exc:  # pragma: no cover - shown in the header only
+        lines.append(f"minibitnet.fast not importable: {exc}")
+    return lines
