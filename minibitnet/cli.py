@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from .errors import MinibitnetError
 
 # Subcommand modules under minibitnet.commands, in the order --help lists them.
-COMMANDS = ["info", "ops"]
+COMMANDS = ["info", "ops", "make-checkpoint"]
 
 
 def build_parser() -> argparse.ArgumentParser:

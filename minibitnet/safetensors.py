@@ -239,16 +239,20 @@ class TensorSpec:
 def write_safetensors(
     path: str | Path,
     specs: Iterable[TensorSpec],
-    produce: Callable[[TensorSpec], np.ndarray],
+    produce: Callable[[TensorSpec], np.ndarray | Iterable[np.ndarray]],
     metadata: dict[str, str] | None = None,
     progress: Callable[[TensorSpec], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> None:
     """Stream tensors into a safetensors file, atomically, one tensor in memory at a time.
 
-    specs:   the tensors in file order; the header is written from these first
-    produce: called once per spec, in order; returns its data in the spec's storage dtype and
-             shape (BF16 as uint16 bits). It may build the tensor on the fly, so a 2B4T
-             checkpoint is written without ever holding more than its largest tensor.
+    specs:    the tensors in file order; the header is written from these first
+    produce:  called once per spec, in order; returns its data in the spec's storage dtype and
+              shape (BF16 as uint16 bits), or an iterable of chunks in that dtype whose bytes,
+              back to back, are the tensor in row-major order (so a 656 MB embedding can be
+              made and written a few rows at a time)
+    progress: called after each tensor is written
+    on_bytes: called after each array or chunk is written, with its size in bytes
     """
     specs = list(specs)
     header: dict[str, Any] = {"__metadata__": metadata or {"format": "pt"}}
@@ -263,11 +267,24 @@ def write_safetensors(
         handle.write(struct.pack("<Q", len(header_bytes)))
         handle.write(header_bytes)
         for spec in specs:
-            data = np.ascontiguousarray(produce(spec))
+            produced = produce(spec)
             expected = STORAGE_DTYPES[spec.dtype]
-            if data.dtype != expected or data.shape != spec.shape:
-                raise ValueError(f"tensor '{spec.name}': produced {data.dtype} {data.shape}, "
-                                 f"expected {expected} {spec.shape}")
-            handle.write(data.astype(expected.newbyteorder("<"), copy=False).tobytes())
+            if isinstance(produced, np.ndarray) and produced.shape != spec.shape:
+                raise ValueError(f"tensor '{spec.name}': produced {produced.dtype} "
+                                 f"{produced.shape}, expected {expected} {spec.shape}")
+            chunks = [produced] if isinstance(produced, np.ndarray) else produced
+            written = 0
+            for chunk in chunks:
+                if chunk.dtype != expected:
+                    raise ValueError(f"tensor '{spec.name}': produced {chunk.dtype}, "
+                                     f"expected {expected}")
+                data = np.ascontiguousarray(chunk.astype(expected.newbyteorder("<"), copy=False))
+                handle.write(data.reshape(-1).view(np.uint8).data)  # its own bytes, no copy
+                written += data.nbytes
+                if on_bytes is not None:
+                    on_bytes(data.nbytes)
+            if written != spec.num_bytes:
+                raise ValueError(f"tensor '{spec.name}': produced {written} bytes, expected "
+                                 f"{spec.num_bytes} for {spec.dtype} {list(spec.shape)}")
             if progress is not None:
                 progress(spec)
