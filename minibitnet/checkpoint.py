@@ -21,6 +21,7 @@ memory-mapped; only norms and scales are copied.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +45,17 @@ def expected_tensors(config: ModelConfig, has_lm_head: bool = False
 
     lm_head.weight is required when the head is not tied, and checked whenever it is present.
     """
+    return dict(_expected_items(config, has_lm_head))
+
+
+def _expected_items(config: ModelConfig, has_lm_head: bool
+                    ) -> Iterator[tuple[str, tuple[tuple[int, ...], tuple[str, ...]]]]:
+    """The entries of :func:`expected_tensors`, lazily: a config claiming a billion layers is
+    rejected at the first missing tensor instead of after building a billion-entry table."""
     c = config
     d, f, q, kv = c.hidden_size, c.intermediate_size, c.q_size, c.kv_size
-    table: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
-        "model.embed_tokens.weight": ((c.vocab_size, d), ("BF16",)),
-        "model.norm.weight": ((d,), FLOAT_DTYPES),
-    }
+    yield "model.embed_tokens.weight", ((c.vocab_size, d), ("BF16",))
+    yield "model.norm.weight", ((d,), FLOAT_DTYPES)
     projections = {
         "self_attn.q_proj": (q, d), "self_attn.k_proj": (kv, d), "self_attn.v_proj": (kv, d),
         "self_attn.o_proj": (d, q), "mlp.gate_proj": (f, d), "mlp.up_proj": (f, d),
@@ -60,17 +66,16 @@ def expected_tensors(config: ModelConfig, has_lm_head: bool = False
     for n in range(c.num_hidden_layers):
         prefix = f"model.layers.{n}."
         for name, size in norms.items():
-            table[f"{prefix}{name}.weight"] = ((size,), FLOAT_DTYPES)
+            yield f"{prefix}{name}.weight", ((size,), FLOAT_DTYPES)
         for name, (out_features, in_features) in projections.items():
-            table[f"{prefix}{name}.weight"] = ((out_features // 4, in_features), ("U8",))
-            table[f"{prefix}{name}.weight_scale"] = ((1,), FLOAT_DTYPES)
+            yield f"{prefix}{name}.weight", ((out_features // 4, in_features), ("U8",))
+            yield f"{prefix}{name}.weight_scale", ((1,), FLOAT_DTYPES)
     if has_lm_head or not c.tie_word_embeddings:
-        table["lm_head.weight"] = ((c.vocab_size, d), ("BF16",))
-    return table
+        yield "lm_head.weight", ((c.vocab_size, d), ("BF16",))
 
 
 def _check_tensors(file: SafetensorsFile, config: ModelConfig) -> None:
-    for name, (shape, dtypes) in expected_tensors(config, "lm_head.weight" in file).items():
+    for name, (shape, dtypes) in _expected_items(config, "lm_head.weight" in file):
         info = file.tensors.get(name)
         if info is None:
             raise CheckpointError(f"{file.path}: missing tensor '{name}' (expected by "
@@ -125,6 +130,8 @@ def load_weights(model_dir: str | Path, config: ModelConfig | None = None) -> We
     model_dir = Path(model_dir)
     config = config or load_config(model_dir)
     path = model_dir / WEIGHTS_FILE
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, expected the safetensors file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file (sharded or .bin checkpoints are not "
                               "supported; expected one model.safetensors)")

@@ -2,26 +2,35 @@
 
 Every subcommand module has ``add_parser(subparsers)`` and ``run(args) -> int``. Errors the user
 can fix (a bad file, a bad flag) are printed as one line, ``minibitnet: error: ...``, with exit
-code 1 and no traceback; ``--debug`` shows the traceback. Ctrl-C exits with code 130 and keeps
-whatever was already printed.
+code 1 and no traceback; ``--debug`` shows the traceback. A bad command line is one line too,
+with exit code 2 (argparse's). Ctrl-C exits with code 130 and keeps whatever was already printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
-from .errors import MinibitnetError
+from .errors import MinibitnetError, one_line
 
 # Subcommand modules under minibitnet.commands, in the order --help lists them.
 COMMANDS = ["info", "ops", "make-checkpoint"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line pointing at --help instead of the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minibitnet",
         description="Run, inspect, benchmark and train ternary (BitNet b1.58) language models.",
     )
@@ -38,19 +47,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
+        return code
     except KeyboardInterrupt:
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
         print("\nminibitnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`minibitnet info | head -3`): stop quietly, as other tools do
+        _silence_stdout()
+        return 1
     except (MinibitnetError, OSError) as exc:
         if args.debug:
             traceback.print_exc()
-        message = str(exc).replace("\n", " ")
+        message = str(exc)
         if isinstance(exc, OSError) and exc.filename:
             message = f"{exc.filename}: {exc.strerror or exc}"
-        print(f"minibitnet: error: {message}", file=sys.stderr)
+        print(f"minibitnet: error: {one_line(message)}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug, not bad input: still one line, and the way to the traceback
+        if args.debug:
+            traceback.print_exc()
+        print(f"minibitnet: internal error: {type(exc).__name__}: {one_line(str(exc))[:500]} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from .errors import ConfigError
 
 # Packed ternary weights hold four rows per byte, so every output size must be a multiple of 4.
 ROWS_PER_BYTE = 4
+# The 2B4T config.json is under 2 kB; a larger file is not a config and is not read into memory.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,24 +108,35 @@ def _fail(source: str, message: str) -> ConfigError:
     return ConfigError(f"{source}: {message}")
 
 
+def _show(value: Any, limit: int = 60) -> str:
+    """repr of an untrusted value, cut short so that an error stays one readable line."""
+    if isinstance(value, int) and abs(value) >= 10**limit:
+        return "a huge integer"  # repr of one beyond 4300 digits would itself raise ValueError
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "a deeply nested value"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _get_int(raw: dict[str, Any], key: str, source: str, *, minimum: int = 1) -> int:
     if key not in raw:
         raise _fail(source, f"missing required key '{key}'")
     value = raw[key]
     # subtle: bool is a subclass of int in Python; `true` is not a size.
     if not isinstance(value, int) or isinstance(value, bool):
-        raise _fail(source, f"'{key}' is {value!r}, expected an integer")
+        raise _fail(source, f"'{key}' is {_show(value)}, expected an integer")
     if value < minimum:
-        raise _fail(source, f"'{key}' is {value}, expected an integer >= {minimum}")
+        raise _fail(source, f"'{key}' is {_show(value)}, expected an integer >= {minimum}")
     return value
 
 
 def _get_float(raw: dict[str, Any], key: str, default: float, source: str) -> float:
     value = raw.get(key, default)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise _fail(source, f"'{key}' is {value!r}, expected a finite number")
+        raise _fail(source, f"'{key}' is {_show(value)}, expected a finite number")
     if value <= 0:
-        raise _fail(source, f"'{key}' is {value}, expected a positive number")
+        raise _fail(source, f"'{key}' is {_show(value)}, expected a positive number")
     return float(value)
 
 
@@ -135,7 +148,8 @@ def _get_token_id(raw: dict[str, Any], key: str, vocab_size: int, source: str) -
     values = value if isinstance(value, list) else [value]
     for token in values:
         if not isinstance(token, int) or isinstance(token, bool) or not 0 <= token < vocab_size:
-            raise _fail(source, f"'{key}' is {value!r}, expected token ids in [0, {vocab_size})")
+            raise _fail(source, f"'{key}' is {_show(value)}, expected token ids in "
+                                f"[0, {vocab_size})")
     return list(values)
 
 
@@ -143,21 +157,22 @@ def _check_kind(raw: dict[str, Any], source: str) -> None:
     """Reject models of another family or another quantisation before reading any size."""
     model_type = raw.get("model_type")
     if model_type != "bitnet":
-        raise _fail(source, f"model_type is {model_type!r}, expected 'bitnet'")
+        raise _fail(source, f"model_type is {_show(model_type)}, expected 'bitnet'")
     quant = raw.get("quantization_config")
     if quant is not None:
         if not isinstance(quant, dict):
             raise _fail(source, "'quantization_config' is not a JSON object")
         method = quant.get("quant_method", "bitnet")
         if method != "bitnet":
-            raise _fail(source, f"quantization method {method!r} is not supported, expected 'bitnet'")
+            raise _fail(source, f"quantization method {_show(method)} is not supported, "
+                                "expected 'bitnet'")
         mode = quant.get("quantization_mode", "offline")
         if mode != "offline":
-            raise _fail(source, f"quantization_mode {mode!r} is not supported, expected 'offline' "
+            raise _fail(source, f"quantization_mode {_show(mode)} is not supported, expected 'offline' "
                                 "(packed uint8 ternary weights)")
     act = raw.get("hidden_act", "relu2")
     if act != "relu2":
-        raise _fail(source, f"hidden_act is {act!r}, expected 'relu2' (squared ReLU)")
+        raise _fail(source, f"hidden_act is {_show(act)}, expected 'relu2' (squared ReLU)")
     if raw.get("attention_bias", False):
         raise _fail(source, "attention_bias is true; BitNet b1.58 projections have no bias")
 
@@ -170,7 +185,8 @@ def _rope_theta(raw: dict[str, Any], source: str) -> float:
             raise _fail(source, "'rope_parameters' is not a JSON object")
         rope_type = params.get("rope_type", params.get("type", "default"))
         if rope_type != "default":
-            raise _fail(source, f"rope_type {rope_type!r} is not supported, expected 'default'")
+            raise _fail(source, f"rope_type {_show(rope_type)} is not supported, "
+                                "expected 'default'")
         if "rope_theta" in params and "rope_theta" not in raw:
             return _get_float(params, "rope_theta", 500000.0, source)
     return _get_float(raw, "rope_theta", 500000.0, source)
@@ -214,7 +230,7 @@ def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
                                 "(packed weights hold 4 rows per byte)")
     tie = raw.get("tie_word_embeddings", True)
     if not isinstance(tie, bool):
-        raise _fail(source, f"'tie_word_embeddings' is {tie!r}, expected true or false")
+        raise _fail(source, f"'tie_word_embeddings' is {_show(tie)}, expected true or false")
     bos = _get_token_id(raw, "bos_token_id", vocab_size, source)
     eos = _get_token_id(raw, "eos_token_id", vocab_size, source)
     known = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
@@ -243,13 +259,28 @@ def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
 def load_config(model_dir: str | Path) -> ModelConfig:
     """Read and validate ``model_dir/config.json``."""
     path = Path(model_dir) / "config.json"
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected the JSON file config.json")
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (a model folder holds config.json and "
                           "model.safetensors)")
     try:
-        text = path.read_text(encoding="utf-8")
-        raw = json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes, expected a small "
+                          "JSON config")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} "
+                          f"column {exc.colno})") from None
+    except ValueError:  # an integer beyond Python's 4300-digit limit for int(str)
+        raise ConfigError(f"{path}: not valid JSON (a number longer than 4300 digits)") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid JSON (nested too deeply)") from None
     return config_from_dict(raw, str(path))

@@ -32,3 +32,13 @@ class ContextLengthError(ArgumentError):
 
 class NumericalError(MinibitnetError):
     """NaN or infinity appeared in the activations (named with the layer where it appeared)."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines and other control characters escaped (``\\n``, ``\\x1b``).
+
+    Names read from a file (a tensor name, a token) may hold any character; an error message
+    that quotes one must still be one line, and must not drive the terminal it is printed on.
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)

@@ -29,6 +29,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            _set_default_mode(handle.fileno())
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -38,6 +39,16 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
             os.unlink(temp_name)
         raise
     _fsync_folder(target.parent)
+
+
+def _set_default_mode(fd: int) -> None:
+    """Give the file the permissions ``open()`` would (0666 less the umask), not mkstemp's 0600,
+    so a written checkpoint is as readable by others as any file the user creates."""
+    if not hasattr(os, "fchmod"):  # Windows: no POSIX permission bits to fix
+        return
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

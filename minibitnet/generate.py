@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import ArgumentError, ContextLengthError
 from .kv_cache import KVCache
-from .sample import check_sampling_args, sample_next_token
+from .sample import check_sampling_args, is_integer, sample_next_token
 
 if TYPE_CHECKING:
     from .model import Model
@@ -43,8 +43,10 @@ def stream_tokens(
     stop_ids: None means the config's eos ids; a stop token is yielded, then generation ends
     cache:    reuse one across calls to continue a conversation; a fresh one when None
     """
-    if max_new_tokens < 0:
-        raise ArgumentError(f"max_new_tokens is {max_new_tokens}, expected >= 0")
+    if not is_integer(max_new_tokens) or max_new_tokens < 0:
+        raise ArgumentError(f"max_new_tokens is {max_new_tokens!r}, expected an integer >= 0")
+    if seed is not None and (not is_integer(seed) or seed < 0):
+        raise ArgumentError(f"seed is {seed!r}, expected an integer >= 0 or None")
     check_sampling_args(temperature, top_k, top_p)
     limit = model.config.max_position_embeddings
     cache = cache if cache is not None else model.new_cache()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .backend import available_backends, get_backend
 from .checkpoint import load_weights
 from .config import load_config
 from .errors import ConfigError
@@ -21,16 +22,25 @@ def builtin_model_dir() -> Path:
     return BUILTIN_MODEL_DIR
 
 
+def model_folder(path: str | Path | None) -> Path:
+    """The model folder for ``path`` (None: the built-in model); ConfigError unless a folder."""
+    model_dir = Path(path) if path is not None else builtin_model_dir()
+    if not model_dir.is_dir():
+        found = "a file" if model_dir.exists() else "no such folder"
+        raise ConfigError(f"{model_dir}: {found}, expected a model folder with config.json "
+                          "and model.safetensors")
+    return model_dir
+
+
 def load(path: str | Path | None = None, backend: str = "reference") -> Model:
     """Load a BitNet b1.58 model folder (config.json + model.safetensors), memory-mapped.
 
     path:    the folder; None loads the built-in model
     backend: a name from ``minibitnet info`` ("reference", "fast", "fast:lut", ...)
     """
-    model_dir = Path(path) if path is not None else builtin_model_dir()
-    if not model_dir.is_dir():
-        raise ConfigError(f"{model_dir}: not a folder (expected a model folder with config.json "
-                          "and model.safetensors)")
+    if backend not in {info.name for info in available_backends()}:
+        get_backend(backend)  # raises ArgumentError listing the valid names, before any reading
+    model_dir = model_folder(path)
     config = load_config(model_dir)
     weights = load_weights(model_dir, config)
     return Model(config, weights, backend=backend)

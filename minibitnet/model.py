@@ -68,8 +68,20 @@ class Model:
 
     def check_ids(self, ids: Sequence[int]) -> np.ndarray:
         """Token ids as a (T,) int64 array; ids outside the vocabulary raise ArgumentError."""
-        array = np.asarray(ids, dtype=np.int64).reshape(-1)
-        bad = array[(array < 0) | (array >= self.config.vocab_size)]
+        vocab = self.config.vocab_size
+        try:
+            given = np.asarray(ids)
+        except (TypeError, ValueError):  # a ragged nesting of lists
+            raise ArgumentError(f"token ids are not a flat sequence of integers in [0, {vocab})"
+                                ) from None
+        if given.size and given.dtype.kind not in "iu":  # floats, strings, bools, huge ints
+            raise ArgumentError(f"token ids have type {given.dtype}, expected integers in "
+                                f"[0, {vocab})")
+        if given.dtype.kind == "u" and given.size and given.max() >= vocab:
+            raise ArgumentError(f"token id {int(given.max())} is outside the vocabulary "
+                                f"[0, {vocab})")  # before int64 could wrap it to a negative
+        array = given.astype(np.int64).reshape(-1)
+        bad = array[(array < 0) | (array >= vocab)]
         if bad.size:
             raise ArgumentError(f"token id {int(bad[0])} is outside the vocabulary "
                                 f"[0, {self.config.vocab_size})")
@@ -90,11 +102,14 @@ class Model:
         h = bf16_to_float32(self.embed_tokens[tokens])  # (T, D) token embeddings
         positions = np.arange(start, start + tokens.size)  # (T,)
         cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta)  # (T, Hd)
-        for index, block in enumerate(self.blocks):
-            h = block(h, cos, sin, cache, index)  # (T, D)
-            if not np.isfinite(h).all():
-                raise NumericalError(f"layer {index}: NaN or infinity in the hidden states "
-                                     "(corrupt weights or scales?)")
+        # overflow is caught below and reported with its layer; NumPy's own warnings would only
+        # print lines of noise before that one-line error
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for index, block in enumerate(self.blocks):
+                h = block(h, cos, sin, cache, index)  # (T, D)
+                if not np.isfinite(h).all():
+                    raise NumericalError(f"layer {index}: NaN or infinity in the hidden states "
+                                         "(corrupt weights or scales?)")
         cache.advance(tokens.size)
         h = rms_norm(h, self.norm, self.config.rms_norm_eps)  # (T, D) final norm
         return self.head(h)  # (T, V)

@@ -31,11 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CheckpointError
+from .errors import CheckpointError, one_line
 from .files import atomic_write
 
 # A 2B4T header is ~60 kB; anything beyond this is not a model header but a corrupt length.
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+# NumPy 1.x arrays have at most 32 dimensions and each must fit a signed 64-bit size; a header
+# beyond these would make a view raise a NumPy error instead of a CheckpointError.
+MAX_RANK = 32
+MAX_DIMENSION = 2**63 - 1
 
 # dtype name in the header -> NumPy storage dtype. BF16 is stored as its raw uint16 bits.
 STORAGE_DTYPES: dict[str, np.dtype[Any]] = {
@@ -98,27 +102,43 @@ def float32_to_bf16(values: np.ndarray) -> np.ndarray:
 
 
 def _fail(path: Path, message: str) -> CheckpointError:
-    return CheckpointError(f"{path}: {message}")
+    # tensor names come from the file and may hold newlines or terminal escapes
+    return CheckpointError(one_line(f"{path}: {message}"))
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """repr of an untrusted header value, cut short so that an error stays one readable line."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "a deeply nested value"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _parse_entry(path: Path, name: str, entry: Any) -> TensorInfo:
     if not isinstance(entry, dict):
         raise _fail(path, f"header entry '{name}' is not a JSON object")
     dtype = entry.get("dtype")
-    if dtype not in STORAGE_DTYPES:
-        raise _fail(path, f"tensor '{name}' has unknown dtype {dtype!r}, expected one of "
+    # subtle: a JSON list or object is unhashable, so test the type before the dict lookup
+    if not isinstance(dtype, str) or dtype not in STORAGE_DTYPES:
+        raise _fail(path, f"tensor '{name}' has unknown dtype {_show(dtype)}, expected one of "
                           f"{', '.join(STORAGE_DTYPES)}")
     shape = entry.get("shape")
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
-        raise _fail(path, f"tensor '{name}' has shape {shape!r}, expected a list of "
+        raise _fail(path, f"tensor '{name}' has shape {_show(shape)}, expected a list of "
                           "non-negative integers")
+    if len(shape) > MAX_RANK or math.prod(d for d in shape if d) > MAX_DIMENSION or any(
+        d > MAX_DIMENSION for d in shape
+    ):
+        raise _fail(path, f"tensor '{name}' has shape {_show(shape)}, expected at most "
+                          f"{MAX_RANK} dimensions and fewer than 2**63 elements")
     offsets = entry.get("data_offsets")
     if (not isinstance(offsets, list) or len(offsets) != 2 or not all(
         isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets
     )):
-        raise _fail(path, f"tensor '{name}' has data_offsets {offsets!r}, expected "
+        raise _fail(path, f"tensor '{name}' has data_offsets {_show(offsets)}, expected "
                           "[begin, end] with 0 <= begin")
     begin, end = offsets
     info = TensorInfo(name, dtype, tuple(shape), begin, end)
@@ -155,13 +175,15 @@ def read_header(path: str | Path) -> tuple[dict[str, TensorInfo], dict[str, str]
         raise _fail(path, f"cannot read ({exc.strerror or exc})") from None
     try:
         header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    # ValueError covers JSONDecodeError and integers longer than Python's 4300-digit limit
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _fail(path, "header is not valid UTF-8 JSON") from None
     if not isinstance(header, dict):
         raise _fail(path, "header is not a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict):
-        raise _fail(path, "__metadata__ is not a JSON object")
+    metadata = header.pop("__metadata__", None)
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _fail(path, "__metadata__ is not a JSON object of strings")
     tensors = {name: _parse_entry(path, name, entry) for name, entry in header.items()}
     data_start = 8 + header_len
     _check_layout(path, tensors, file_size - data_start)
@@ -193,12 +215,19 @@ class SafetensorsFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.tensors, self.metadata, self._data_start = read_header(self.path)
-        data_size = self.path.stat().st_size - self._data_start
+        data_size = max((info.end for info in self.tensors.values()), default=0)
         # subtle: np.memmap cannot map zero bytes, and a file of only empty tensors is valid.
-        self._data: np.ndarray = (
-            np.memmap(self.path, dtype=np.uint8, mode="r", offset=self._data_start)
-            if data_size > 0 else np.zeros(0, np.uint8)
-        )
+        # The map is sized from the header, not the file, so a file cut short after the header
+        # was checked fails here as a CheckpointError rather than in a later view.
+        try:
+            self._data: np.ndarray = (
+                np.memmap(self.path, dtype=np.uint8, mode="r", offset=self._data_start,
+                          shape=(data_size,))
+                if data_size > 0 else np.zeros(0, np.uint8)
+            )
+        except (OSError, ValueError) as exc:
+            raise _fail(self.path, f"cannot map the data section ({exc}; file changed or "
+                                   "truncated while opening?)") from None
 
     def __contains__(self, name: str) -> bool:
         return name in self.tensors
@@ -258,6 +287,8 @@ def write_safetensors(
     header: dict[str, Any] = {"__metadata__": metadata or {"format": "pt"}}
     offset = 0
     for spec in specs:
+        if spec.name in header:  # a repeated name would leave its first bytes unreachable
+            raise ValueError(f"tensor name '{spec.name}' appears twice (or is reserved)")
         header[spec.name] = {"dtype": spec.dtype, "shape": list(spec.shape),
                              "data_offsets": [offset, offset + spec.num_bytes]}
         offset += spec.num_bytes

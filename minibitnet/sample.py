@@ -7,13 +7,31 @@ means greedy (argmax, lowest id on ties), with no randomness at all.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .errors import ArgumentError
 
 
+def is_integer(value: object) -> bool:
+    """An int or NumPy integer, but not a bool (``top_k=True`` is a mistake, not k=1)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: object) -> bool:
+    """An int, float or NumPy number, but not a bool; callers may pass None or a string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
     """Raise ArgumentError for values outside the documented ranges."""
+    if not is_real(temperature):
+        raise ArgumentError(f"temperature is {temperature!r}, expected a finite number >= 0")
+    if top_k is not None and not is_integer(top_k):
+        raise ArgumentError(f"top_k is {top_k!r}, expected an integer >= 1")
+    if top_p is not None and not is_real(top_p):
+        raise ArgumentError(f"top_p is {top_p!r}, expected 0 < top_p <= 1")
     if not temperature >= 0.0 or not np.isfinite(temperature):
         raise ArgumentError(f"temperature is {temperature}, expected a finite number >= 0")
     if top_k is not None and top_k < 1:

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 from ..backend import available_backends
-from ..checkpoint import WEIGHTS_FILE
+from ..checkpoint import WEIGHTS_FILE, load_weights
 from ..config import load_config
-from ..loader import builtin_model_dir
+from ..loader import model_folder
 from ..safetensors import STORAGE_DTYPES, read_header
 
 
@@ -19,7 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="show a model's config, parameter counts and bytes per part, and the backends",
         description="Print the config of a model folder, its parameter counts and bytes per "
                     "part (ternary projections, embedding, head, norms), the checkpoint format "
-                    "detected, and the ternary backends this installation offers.",
+                    "detected, and the ternary backends this installation offers. Every "
+                    "tensor is checked as a load checks it (names, shapes, dtypes, packed codes, "
+                    "scales, norms), so info also vets a downloaded or hand-edited checkpoint.",
     )
     parser.add_argument("--model", metavar="DIR",
                         help="model folder with config.json and model.safetensors "
@@ -39,6 +41,7 @@ def _part_of(name: str) -> str:
 
 def _describe_model(model_dir: Path) -> None:
     config = load_config(model_dir)
+    load_weights(model_dir, config)  # every check a load makes, so info also vets a checkpoint
     tensors, metadata, _ = read_header(model_dir / WEIGHTS_FILE)
     print(f"model:   {model_dir}")
     print(f"format:  Hugging Face BitNet b1.58 (model_type bitnet, offline packed uint8 ternary, "
@@ -66,7 +69,7 @@ def _describe_model(model_dir: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model_dir = Path(args.model) if args.model else builtin_model_dir()
+    model_dir = model_folder(args.model)
     _describe_model(model_dir)
     print("backends:")
     for backend in available_backends():
