@@ -256,15 +256,26 @@ def _token_name(value: Any) -> str | None:
 
 
 class StreamDecoder:
-    """Token ids in, text out, never half a UTF-8 character: bytes wait until they complete one."""
+    """Token ids in, text out, never half a UTF-8 character: bytes wait until they complete one.
 
-    def __init__(self, encoding: tiktoken.Encoding) -> None:
+    skip_special: special tokens print as nothing (as llama.cpp prints a reply)
+    """
+
+    def __init__(self, encoding: tiktoken.Encoding, skip_special: bool = False) -> None:
         self._encoding = encoding
+        self._skip: frozenset[int] = (frozenset(encoding._special_tokens.values())
+                                      if skip_special else frozenset())
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def add(self, token_id: int) -> str:
-        """The text that ``token_id`` completes (possibly "")."""
-        return str(self._utf8.decode(self._encoding.decode_single_token_bytes(token_id)))
+        """The text that ``token_id`` completes (possibly ""); ids the tokenizer lacks add none."""
+        if token_id in self._skip:
+            return ""
+        try:
+            raw = self._encoding.decode_single_token_bytes(token_id)
+        except KeyError:  # a padding row of the embedding: HF's decode skips these too
+            return ""
+        return str(self._utf8.decode(raw))
 
     def flush(self) -> str:
         """Any incomplete character at the end, as U+FFFD."""
@@ -325,9 +336,9 @@ class Tokenizer:
             raise ArgumentError(f"token id {exc.args[0]} is not in the tokenizer's "
                                 "vocabulary") from None
 
-    def stream_decoder(self) -> StreamDecoder:
+    def stream_decoder(self, skip_special: bool = False) -> StreamDecoder:
         """A decoder for one stream of ids: ``add(id) -> str`` then ``flush() -> str``."""
-        return StreamDecoder(self.encoding)
+        return StreamDecoder(self.encoding, skip_special)
 
     def chat_text(self, messages: Sequence[Mapping[str, Any]],
                   add_generation_prompt: bool = True) -> str:

@@ -1,0 +1,133 @@
+"""``minibitnet generate`` end to end, in a subprocess, on a random model with a tokenizer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tokenizer_builders import build_model_with_tokenizer
+
+import minibitnet
+from minibitnet.tokenizer import load as load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_model_with_tokenizer(tmp_path_factory.mktemp("model"), seed=4,
+                                      max_position_embeddings=48)
+
+
+def minibitnet_cli(*args: str, stdin: str | None = None, cwd: Path | None = None,
+                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the command as a user would; cwd outside the repository, so the installed package runs."""
+    full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "minibitnet.cli", *args], input=stdin,
+                          capture_output=True, text=True, cwd=cwd or Path("/"), env=full_env,
+                          timeout=120)
+
+
+def expected_greedy_text(model_dir: Path, prompt: str, n: int) -> str:
+    """What greedy generation prints, computed in-process through the public API."""
+    model, tokenizer = minibitnet.load(model_dir), load_tokenizer(model_dir)
+    stops = set(model.config.eos_token_ids) | set(tokenizer.eos_ids)
+    ids = model.generate(tokenizer.encode(prompt, bos=True), n, temperature=0.0,
+                         stop_ids=sorted(stops))
+    shown = [i for i in ids if i not in tokenizer.special_ids.values()]
+    return tokenizer.decode(shown)
+
+
+def test_greedy_prints_the_models_continuation(model_dir: Path) -> None:
+    result = minibitnet_cli("generate", "-m", str(model_dir), "-p", "Hello world", "-n", "12",
+                            "--temp", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected_greedy_text(model_dir, "Hello world", 12) + "\n"
+    assert "loading" in result.stderr
+    assert "prompt tokens" in result.stderr and "tokens/s" in result.stderr
+
+
+def test_same_seed_same_text(model_dir: Path) -> None:
+    runs = [minibitnet_cli("generate", "-m", str(model_dir), "-p", "Once", "-n", "16",
+                           "--seed", "7", "--temp", "1.5", "--quiet") for _ in range(2)]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+    assert runs[0].stdout.strip()
+    assert runs[0].stderr == ""  # --quiet: no loading lines, no summary
+
+
+def test_prompt_from_file_and_stdin(model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "prompt.txt").write_text("The cat sat", encoding="utf-8")
+    flags = ["generate", "-m", str(model_dir), "-n", "6", "--temp", "0", "--quiet"]
+    from_file = minibitnet_cli(*flags, "-f", str(tmp_path / "prompt.txt"))
+    from_stdin = minibitnet_cli(*flags, stdin="The cat sat")
+    from_flag = minibitnet_cli(*flags, "-p", "The cat sat")
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_file.stdout == from_stdin.stdout == from_flag.stdout
+
+
+def test_stops_at_context_length(model_dir: Path) -> None:
+    result = minibitnet_cli("generate", "-m", str(model_dir), "-p", "a b", "-n", "100",
+                            "--temp", "0")
+    assert result.returncode == 0, result.stderr
+    assert "stopped at the context length of 48 tokens" in result.stderr
+    assert "100 new tokens" not in result.stderr
+
+
+def test_model_from_hugging_face_cache(model_dir: Path, tmp_path: Path) -> None:
+    snapshot = tmp_path / "models--org--tiny" / "snapshots" / "0123abcd"
+    snapshot.parent.mkdir(parents=True)
+    snapshot.symlink_to(model_dir, target_is_directory=True)
+    (tmp_path / "models--org--tiny" / "refs").mkdir()
+    (tmp_path / "models--org--tiny" / "refs" / "main").write_text("0123abcd")
+    result = minibitnet_cli("generate", "-m", "org/tiny", "-p", "Hi", "-n", "3", "--temp", "0",
+                            env={"HF_HUB_CACHE": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert str(snapshot) in result.stderr
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["-n", "-1"], "-n/--n-predict: -1 is out of range"),
+    (["--temp", "-0.5"], "--temp: -0.5 is out of range"),
+    (["--temp", "nan"], "--temp: nan is out of range"),
+    (["--top-p", "0"], "--top-p: 0 is out of range"),
+    (["--top-p", "1.5"], "--top-p: 1.5 is out of range"),
+    (["--top-k", "0"], "--top-k: 0 is out of range"),
+    (["--seed", "x"], "--seed: 'x' is not an integer"),
+    (["-p", "a", "-f", "b"], "not allowed with argument"),
+])
+def test_bad_flags_are_one_line_usage_errors(model_dir: Path, flags: list[str], expected: str) -> None:
+    result = minibitnet_cli("generate", "-m", str(model_dir), *flags)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("model, expected", [
+    ("org/absent", "models--org--absent"),
+    ("/no/such/folder", "model folder '/no/such/folder' not found"),
+])
+def test_missing_model(model: str, expected: str, tmp_path: Path) -> None:
+    result = minibitnet_cli("generate", "-m", model, "-p", "x",
+                            env={"HF_HUB_CACHE": str(tmp_path)})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minibitnet: error:") and expected in lines[0]
+
+
+def test_folder_without_tokenizer(tmp_path: Path) -> None:
+    from builders import build_checkpoint
+
+    build_checkpoint(tmp_path)
+    result = minibitnet_cli("generate", "-m", str(tmp_path), "-p", "x")
+    assert result.returncode == 1
+    assert "tokenizer.json: not found" in result.stderr
+
+
+def test_help_lists_the_flags() -> None:
+    result = minibitnet_cli("generate", "--help")
+    assert result.returncode == 0
+    for flag in ("--model", "--prompt", "--file", "--n-predict", "--temp", "--top-k", "--top-p",
+                 "--seed", "--backend", "--quiet"):
+        assert flag in result.stdout
