@@ -75,3 +75,98 @@ def has_invalid_codes(packed: np.ndarray) -> bool:
     low_bits = packed & np.uint8(0b01010101)
     high_bits = (packed >> np.uint8(1)) & np.uint8(0b01010101)
     return bool(np.any(low_bits & high_bits))
+
+
+# ---- bit planes (the fast bit-plane kernel) ----
+#
+# Two bit masks per row, 64 weights per little-endian 64-bit word. Bit i of word j of a row
+# describes column 64 j + i: set in ``plus`` where the weight is +1, set in ``minus`` where it
+# is -1, set in neither where it is 0 (never in both). Columns past ``in`` are 0 in both.
+#
+#     row  w = [+1, 0, -1, -1, +1]          (in = 5, one word per row)
+#     plus  word = 0b10001 = 17             (bits 0 and 4)
+#     minus word = 0b01100 = 12             (bits 2 and 3)
+
+BITS_PER_WORD = 64
+
+
+def bitplane_words_per_row(in_features: int) -> int:
+    """Words per row of one bit plane: ceil(in / 64)."""
+    return -(-in_features // BITS_PER_WORD)
+
+
+def pack_bitplanes(w_ternary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ternary weights -> the plus and minus bit planes.
+
+    w_ternary: (out, in) integer array with values in {-1, 0, +1}
+    returns:   plus, minus: (out, ceil(in / 64)) uint64 each, bit i of word j = column 64 j + i
+    """
+    out_features, in_features = w_ternary.shape
+    padded = bitplane_words_per_row(in_features) * BITS_PER_WORD
+    planes = []
+    for sign in (1, -1):
+        bits = np.zeros((out_features, padded), dtype=np.uint8)  # (out, 64 words)
+        bits[:, :in_features] = w_ternary == sign
+        packed = np.packbits(bits, axis=1, bitorder="little")  # (out, 8 words) bytes
+        planes.append(np.ascontiguousarray(packed).view("<u8"))  # (out, words)
+    return planes[0], planes[1]
+
+
+def unpack_bitplanes(plus: np.ndarray, minus: np.ndarray, in_features: int) -> np.ndarray:
+    """The inverse of :func:`pack_bitplanes`: (out, words) uint64 twice -> (out, in) int8."""
+    def bits_of(plane: np.ndarray) -> np.ndarray:
+        as_bytes = np.ascontiguousarray(plane.astype("<u8")).view(np.uint8)  # (out, 8 words)
+        return np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :in_features]  # (out, in)
+
+    return bits_of(plus).astype(np.int8) - bits_of(minus).astype(np.int8)
+
+
+# ---- base-3 groups (the fast lookup-table kernel) ----
+#
+# Five consecutive weights of a row form one base-3 number, stored in one byte (3^5 = 243, so
+# 1.6 bits per weight); the first weight is the least significant digit::
+#
+#     code = (w[5g] + 1) + 3 (w[5g+1] + 1) + 9 (w[5g+2] + 1) + 27 (w[5g+3] + 1) + 81 (w[5g+4] + 1)
+#
+# A row of ``in`` weights has ceil(in / 5) codes, padded with zero weights (code 121, all
+# digits 1) to a multiple of 8 codes, so that a row is whole little-endian 64-bit words: byte k of
+# word j is the code of group 8 j + k, i.e. of columns 40 j + 5 k .. 40 j + 5 k + 4.
+#
+#     row  w = [+1, -1, 0, 0, +1]  ->  digits [2, 0, 1, 1, 2]
+#     code = 2 + 0*3 + 1*9 + 1*27 + 2*81 = 200
+
+WEIGHTS_PER_GROUP = 5
+GROUPS_PER_WORD = 8
+ZERO_GROUP_CODE = 121  # five zero weights: digits 1, 1, 1, 1, 1
+
+
+def base3_words_per_row(in_features: int) -> int:
+    """64-bit words per row in the base-3 group layout: ceil(in / 40)."""
+    return -(-in_features // (WEIGHTS_PER_GROUP * GROUPS_PER_WORD))
+
+
+def pack_base3_groups(w_ternary: np.ndarray) -> np.ndarray:
+    """Ternary weights -> one base-3 code byte per five weights.
+
+    w_ternary: (out, in) integer array with values in {-1, 0, +1}
+    returns:   (out, 8 * ceil(in / 40)) uint8, codes in [0, 242]; view as "<u8" for the words
+    """
+    out_features, in_features = w_ternary.shape
+    groups = GROUPS_PER_WORD * base3_words_per_row(in_features)
+    padded = np.ones((out_features, groups * WEIGHTS_PER_GROUP), dtype=np.uint8)  # zero weights
+    padded[:, :in_features] = w_ternary.astype(np.int16) + 1
+    digits = padded.reshape(out_features, groups, WEIGHTS_PER_GROUP)  # (out, G, 5)
+    powers = np.array([1, 3, 9, 27, 81], dtype=np.uint8)
+    codes: np.ndarray = (digits * powers).sum(axis=2, dtype=np.uint8)  # (out, G); max 242 fits
+    return codes
+
+
+def unpack_base3_groups(codes: np.ndarray, in_features: int) -> np.ndarray:
+    """The inverse of :func:`pack_base3_groups`: (out, G) uint8 -> (out, in) int8."""
+    out_features, groups = codes.shape
+    digits = np.empty((out_features, groups, WEIGHTS_PER_GROUP), dtype=np.int8)  # (out, G, 5)
+    remaining = codes.astype(np.int16)
+    for k in range(WEIGHTS_PER_GROUP):
+        digits[:, :, k] = remaining % 3
+        remaining //= 3
+    return digits.reshape(out_features, -1)[:, :in_features] - np.int8(1)  # (out, in)

@@ -1,0 +1,173 @@
+"""The lookup-table kernel: five ternary weights per byte, partial sums looked up, not computed.
+
+T-MAC / bitnet.cpp "TL" style. The layout (defined in ``minibitnet/packing.py``, "base-3
+groups") stores each run of five weights of a row as one base-3 code in a byte, so a row of
+``in`` weights is ``G = ceil(in / 5)`` bytes, padded with zero weights to whole 8-byte words::
+
+    code = (w[5g] + 1) + 3 (w[5g+1] + 1) + 9 (w[5g+2] + 1) + 27 (w[5g+3] + 1) + 81 (w[5g+4] + 1)
+
+Per input vector the kernel first builds, for every group g, the table of all 243 partial sums
+``table[243 g + code] = sum_k (trit_k(code) - 1) * x[5g + k]``; then each row's product is one
+table read per five weights: no multiplication and no branch in the inner loop. The table is
+built once per call and read by every row, which is why this kernel suits tall matrices.
+
+Exact: every entry is at most 5 * 128 in magnitude and a row sums at most 128 * in, far inside
+i64. What this module leaves out: NumPy (the backend converts arrays to ``bytes`` and ``vec``),
+and threads (compiled mypyc code holds the GIL).
+"""
+
+from __future__ import annotations
+
+from typing import Final, final
+
+from librt.vecs import vec
+from mypy_extensions import i16, i32, i64
+
+WEIGHTS_PER_GROUP: Final = 5  # five trits in one byte: 3^5 = 243 <= 256
+TABLE_SIZE: Final = 243  # partial sums per group, one per base-3 code
+GROUPS_PER_WORD: Final = 8  # eight code bytes per i64 word, little-endian
+WORD_TABLE_SIZE: Final = 8 * 243  # table entries covered by one weight word
+BYTE_MASK: Final = 255
+
+
+@final
+class LutMatrix:
+    """A ternary (out, in) matrix in the base-3 group layout.
+
+    words: out * words_per_row i64 words, row-major; byte k (bits 8k .. 8k+7) of word j of a
+           row is the code of group 8j + k (see ``packing.pack_base3_groups``)
+    """
+
+    out_features: i64
+    in_features: i64
+    words_per_row: i64
+    words: vec[i64]
+
+    def __init__(self, out_features: i64, in_features: i64, words_per_row: i64,
+                 words: vec[i64]) -> None:
+        if words_per_row != (in_features + 39) // 40:
+            raise ValueError(f"words_per_row is {words_per_row}, expected ceil({in_features} / 40)")
+        if len(words) != out_features * words_per_row:
+            raise ValueError(f"got {len(words)} words, expected {out_features} * {words_per_row}")
+        self.out_features = out_features
+        self.in_features = in_features
+        self.words_per_row = words_per_row
+        self.words = words
+
+
+def activation(x_q: bytes, index: i64) -> i64:
+    """The int8 activation stored (two's complement) in byte ``index`` of x_q."""
+    return (i64(x_q[index]) ^ 128) - 128  # 0..127 stay, 128..255 become -128..-1
+
+
+def build_table(x_q: bytes, start: i64, in_features: i64, groups: i64) -> vec[i16]:
+    """All partial sums of each group of five activations against every ternary pattern.
+
+    x_q:     bytes of int8 activations; this vector is x_q[start : start + in_features]
+    groups:  number of groups to cover (a multiple of 8); columns past in_features count as 0
+    returns: groups * 243 i16, entry 243 g + code = sum_k (trit_k(code) - 1) * x[5g + k],
+             each at most 5 * 128 = 640 in magnitude
+    """
+    table = vec[i16]([0] * (groups * TABLE_SIZE))
+    index: i64 = 0
+    for g in range(groups):
+        column = g * WEIGHTS_PER_GROUP
+        # subtle: the last groups may hang over the end of the row; those columns read as 0
+        # (and hold zero weights), so they add nothing.
+        x0: i64 = 0
+        x1: i64 = 0
+        x2: i64 = 0
+        x3: i64 = 0
+        x4: i64 = 0
+        if column < in_features:
+            x0 = activation(x_q, start + column)
+        if column + 1 < in_features:
+            x1 = activation(x_q, start + column + 1)
+        if column + 2 < in_features:
+            x2 = activation(x_q, start + column + 2)
+        if column + 3 < in_features:
+            x3 = activation(x_q, start + column + 3)
+        if column + 4 < in_features:
+            x4 = activation(x_q, start + column + 4)
+        # codes in increasing order: digit 4 is the most significant, digit 0 the least;
+        # digit d stands for the weight d - 1
+        s4 = -x4
+        d4: i64 = 0  # the digit loops count 0, 1, 2; typed so that mypyc keeps them native
+        while d4 < 3:
+            s3 = s4 - x3
+            d3: i64 = 0
+            while d3 < 3:
+                s2 = s3 - x2
+                d2: i64 = 0
+                while d2 < 3:
+                    s1 = s2 - x1
+                    d1: i64 = 0
+                    while d1 < 3:
+                        table[index] = i16(s1 - x0)
+                        table[index + 1] = i16(s1)
+                        table[index + 2] = i16(s1 + x0)
+                        index += 3
+                        s1 += x1
+                        d1 += 1
+                    s2 += x2
+                    d2 += 1
+                s3 += x3
+                d3 += 1
+            s4 += x4
+            d4 += 1
+    return table
+
+
+def matvec_into(acc: vec[i32], out_start: i64, table: vec[i16], matrix: LutMatrix) -> None:
+    """acc[out_start + r] = sum over row r of the table entries its codes select (exact).
+
+    This is the hot loop: per weight word, eight table reads (one per five weights). Each entry
+    is at most 640 in magnitude, so the eight add up to at most 5120 and fit the i16 sum.
+    """
+    words = matrix.words
+    words_per_row = matrix.words_per_row
+    for r in range(matrix.out_features):
+        row_start = r * words_per_row
+        total: i32 = 0  # |total| <= 128 * in < 2^31
+        base: i64 = 0  # table entries of group 8 j start at base = 1944 j
+        for j in range(row_start, row_start + words_per_row):
+            word = words[j]
+            # mask after every shift: the arithmetic shift of a negative word drags sign bits in
+            total += i32(table[base + (word & BYTE_MASK)]
+                         + table[base + 243 + ((word >> 8) & BYTE_MASK)]
+                         + table[base + 486 + ((word >> 16) & BYTE_MASK)]
+                         + table[base + 729 + ((word >> 24) & BYTE_MASK)]
+                         + table[base + 972 + ((word >> 32) & BYTE_MASK)]
+                         + table[base + 1215 + ((word >> 40) & BYTE_MASK)]
+                         + table[base + 1458 + ((word >> 48) & BYTE_MASK)]
+                         + table[base + 1701 + ((word >> 56) & BYTE_MASK)])
+            base += WORD_TABLE_SIZE
+        acc[out_start + r] = total
+
+
+def ternary_matvec(x_q: bytes, matrix: LutMatrix) -> vec[i32]:
+    """The exact integer product of one int8 vector and a ternary matrix.
+
+    x_q:     in_features bytes, int8 activations (two's complement)
+    matrix:  (out, in) ternary weights in the base-3 group layout
+    returns: out i32, sum_c w[r, c] * x_q[c] for each row r (|sum| <= 128 * in)
+    """
+    return ternary_matmul(x_q, 1, matrix)
+
+
+def ternary_matmul(x_q: bytes, num_tokens: i64, matrix: LutMatrix) -> vec[i32]:
+    """The exact integer product of T int8 vectors and a ternary matrix.
+
+    x_q:     T * in_features bytes, row-major (T, in) int8 activations
+    returns: T * out i32, row-major (T, out): token t's sums at [t * out, (t + 1) * out)
+    """
+    in_features = matrix.in_features
+    if len(x_q) != num_tokens * in_features:
+        raise ValueError(f"x_q has {len(x_q)} bytes, expected {num_tokens} * {in_features}")
+    out_features = matrix.out_features
+    acc = vec[i32]([0] * (num_tokens * out_features))
+    groups = matrix.words_per_row * GROUPS_PER_WORD
+    for t in range(num_tokens):
+        table = build_table(x_q, t * in_features, in_features, groups)
+        matvec_into(acc, t * out_features, table, matrix)
+    return acc

@@ -1,0 +1,40 @@
+"""MINIBITNET_INTERPRETED=1 runs the kernels from their .py sources, compiled install or not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from minibitnet import fast
+
+PROBE = ("import minibitnet.fast as f, minibitnet.fast.lut as lut; "
+         "print(f.is_compiled(), lut.__spec__.origin.endswith('.py'), f.lut is lut)")
+
+
+def run_probe(**env: str) -> str:
+    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                            env={**os.environ, **env}, check=True)
+    return result.stdout.strip()
+
+
+def test_interpreted_env_loads_the_sources():
+    assert run_probe(MINIBITNET_INTERPRETED="1") == "False True True"
+
+
+def test_default_is_what_was_installed():
+    if os.environ.get(fast.INTERPRETED_ENV) == "1":
+        pytest.skip("this process itself runs interpreted")
+    env = {key: value for key, value in os.environ.items() if key != fast.INTERPRETED_ENV}
+    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                            env=env, check=True)
+    assert result.stdout.split()[0] == str(fast.is_compiled())
+
+
+def test_interpreted_module_is_python():
+    for name in fast.KERNEL_MODULES:
+        module = fast.interpreted_module(name)
+        assert module.__spec__.origin.endswith(f"{name}.py")
+        assert module is fast.interpreted_module(name)  # loaded once

@@ -1,0 +1,48 @@
+"""Every implementation of the exact ternary product, for tests parametrised over all of them.
+
+``ALL_KERNELS`` holds the reference, each registered fast backend as installed (compiled when the
+package was built with mypyc), and, when it is compiled, the same kernels run from their .py
+sources in this process, so one test run checks both forms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minibitnet import fast
+from minibitnet.backend import BitplaneKernel, DenseKernel, FastKernel, LutKernel
+from minibitnet.bitlinear import ReferenceKernel, TernaryKernel
+
+
+@dataclass(frozen=True)
+class KernelCase:
+    name: str
+    kernel: TernaryKernel
+    interpreted: bool  # pure Python: slow, so tests draw fewer and smaller cases
+
+
+def _cases() -> list[KernelCase]:
+    installed_interpreted = not fast.is_compiled()
+    cases = [
+        KernelCase("reference", ReferenceKernel(), False),
+        KernelCase("fast", FastKernel(), installed_interpreted),
+        KernelCase("fast:lut", LutKernel(), installed_interpreted),
+        KernelCase("fast:bitplane", BitplaneKernel(), installed_interpreted),
+        KernelCase("fast:dense", DenseKernel(), False),
+    ]
+    if fast.is_compiled():
+        cases += [
+            KernelCase("fast:lut[py]", LutKernel(fast.interpreted_module("lut")), True),
+            KernelCase("fast:bitplane[py]", BitplaneKernel(fast.interpreted_module("bitplane")),
+                       True),
+        ]
+    return cases
+
+
+ALL_KERNELS = _cases()
+COMPILED_OR_NUMPY = [case for case in ALL_KERNELS if not case.interpreted]
+INTERPRETED = [case for case in ALL_KERNELS if case.interpreted]
+
+
+def kernel_name(case: KernelCase) -> str:
+    return case.name
