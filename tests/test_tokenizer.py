@@ -365,3 +365,15 @@ def test_bos_token_as_added_token_dict(tmp_path: Path) -> None:
     config = {"bos_token": {"content": "<|begin_of_text|>", "lstrip": False}}
     tokenizer = load(_write(tmp_path, _base(), config))
     assert tokenizer.bos_id == tokenizer.special_ids["<|begin_of_text|>"]
+
+
+@pytest.mark.parametrize("size, seed", [(300, 0), (3000, 1), (20_000, 2)])
+def test_split_count_by_hashes_equals_exact_count(size: int, seed: int) -> None:
+    """The vectorised count the loader uses against the plain one (collisions only add)."""
+    from minibitnet.bpe_file import _count_splits, _count_splits_exact
+    from minibitnet.byte_level import tokens_bytes
+
+    vocab = synthetic_vocab(size, seed=seed)
+    raws = tokens_bytes(list(vocab))
+    assert raws is not None
+    assert _count_splits(raws, vocab) == _count_splits_exact(vocab) > 0
