@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .packing import unpack_ternary
+from .pages import release_pages
 from .quant import quantize_activations
 from .weights import TernaryWeight
 
@@ -66,6 +67,9 @@ class BitLinear:
         self.weight_scale = np.float32(weight.weight_scale)  # w ≈ w_ternary / weight_scale
         self.kernel = kernel
         self.prepared = kernel.prepare(weight.packed)  # the kernel's own weight format
+        # the packed bytes were read once, just now; drop their pages of the memory-mapped file
+        # from resident memory (pages.py), or a 2B4T model would hold them twice
+        release_pages(weight.packed)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """x: (T, in) float32 -> (T, out) float32."""

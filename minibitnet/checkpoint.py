@@ -29,6 +29,7 @@ import numpy as np
 from .config import ModelConfig, load_config
 from .errors import CheckpointError
 from .packing import has_invalid_codes
+from .pages import release_pages
 from .safetensors import SafetensorsFile
 from .weights import LayerWeights, TernaryWeight, Weights
 
@@ -101,6 +102,7 @@ def _load_ternary(file: SafetensorsFile, prefix: str) -> TernaryWeight:
         if has_invalid_codes(packed[row:row + _SCAN_ROWS]):
             raise CheckpointError(f"{file.path}: tensor '{prefix}.weight' holds the invalid "
                                   "code 3 (expected 2-bit codes 0, 1, 2 for -1, 0, +1)")
+    release_pages(packed)  # scanned: its pages need not stay resident until the kernel reads it
     scale = float(file.float32(prefix + ".weight_scale")[0])
     if not np.isfinite(scale) or scale <= 0:
         raise CheckpointError(f"{file.path}: tensor '{prefix}.weight_scale' is {scale}, "
