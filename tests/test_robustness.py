@@ -491,3 +491,75 @@ def test_overflow_is_reported_with_its_layer(valid_model: Path, tmp_path: Path) 
     model = minibitnet.load(folder)
     with pytest.raises(NumericalError, match="^layer 1: NaN or infinity"):
         model.logits([1, 2, 3])
+
+
+# ---- generate and chat: flags and interruption ----
+
+
+@pytest.fixture(scope="module")
+def model_with_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tokenizer_builders import build_model_with_tokenizer
+
+    return build_model_with_tokenizer(tmp_path_factory.mktemp("mt") / "model",
+                                      max_position_embeddings=4096)
+
+
+@pytest.mark.parametrize("command", ["generate", "chat"])
+@pytest.mark.parametrize("flags, expect", [
+    (["-n", "-1"], "argument -n/--n-predict: -1 is out of range, expected an integer >= 0"),
+    (["-n", "many"], "argument -n/--n-predict: 'many' is not an integer >= 0"),
+    (["--temp", "-1"], "argument --temp: -1 is out of range, expected a number >= 0"),
+    (["--temp", "nan"], "argument --temp: nan is out of range"),
+    (["--top-p", "0"], "argument --top-p: 0 is out of range, expected a number in (0, 1]"),
+    (["--top-p", "1.5"], "argument --top-p: 1.5 is out of range"),
+    (["--top-k", "0"], "argument --top-k: 0 is out of range, expected an integer >= 1"),
+    (["--top-k", "2.5"], "argument --top-k: '2.5' is not an integer >= 1"),
+    (["--seed", "-3"], "argument -s/--seed: -3 is out of range"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_sampling_flags_are_range_checked(command: str, flags: list[str], expect: str,
+                                          model_with_tokenizer: Path, tmp_path: Path) -> None:
+    result = run_cli(command, "-m", str(model_with_tokenizer), *flags, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"minibitnet {command}: error: {expect}"), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("flags, expect", [
+    (["--backend", "nope"], "unknown backend 'nope'; expected one of: reference"),
+    (["-f", "."], "Is a directory"),
+    (["-f", "absent.txt"], "absent.txt: No such file or directory"),
+], ids=["unknown backend", "prompt file is a folder", "prompt file missing"])
+def test_generate_bad_inputs(flags: list[str], expect: str, model_with_tokenizer: Path,
+                             tmp_path: Path) -> None:
+    result = run_cli("generate", "-m", str(model_with_tokenizer), "--quiet", *flags,
+                     cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("minibitnet: error: ") and expect in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_generate_prompt_longer_than_context(model_with_tokenizer: Path, tmp_path: Path) -> None:
+    result = run_cli("generate", "-m", str(model_with_tokenizer), "--quiet", "-n", "1",
+                     "-p", "hello world " * 3000, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "exceeds the context length of 4096 tokens" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX")
+def test_ctrl_c_during_generation_keeps_the_text(model_with_tokenizer: Path,
+                                                 tmp_path: Path) -> None:
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minibitnet.cli", "generate", "-m", str(model_with_tokenizer),
+         "--quiet", "--backend", "reference", "-p", "hello", "-n", "4000", "--temp", "0"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    first = process.stdout.read(1)  # generation has started and text is being streamed
+    process.send_signal(signal.SIGINT)
+    rest, stderr = process.communicate(timeout=120)
+    assert first and process.returncode == 130
+    assert "interrupted" in stderr.decode() and "Traceback" not in stderr.decode()
+    assert len(first + rest) < 4000 * 8  # stopped early, and what was printed came out
