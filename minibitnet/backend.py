@@ -29,6 +29,7 @@ from .packing import (
     pack_bitplanes,
     unpack_ternary,
 )
+from .pages import release_pages
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,10 @@ register_backend(
 # is an integer below 2^24 (float32's 24-bit significand): |sum| <= 128 * in < 2^24.
 DENSE_MAX_IN_FEATURES = 2**24 // 128 - 1  # 131071
 # "fast" multiplies T >= this many tokens densely with NumPy (prefill) and fewer with the
-# lookup-table kernel (decode); chosen by measurement with `minibitnet bench` (docs/benchmarks.md).
-DENSE_MIN_TOKENS = 4
+# lookup-table kernel (decode). Measured with `minibitnet bench --kernel-tokens T` on 2560x6912
+# and 6912x2560: the dense kernel unpacks the weight on every call (about 2-3 ns/weight), which
+# only pays off once spread over some 16 tokens (docs/benchmarks.md).
+DENSE_MIN_TOKENS = 16
 
 
 def _to_words(words: np.ndarray) -> vec[i64]:
@@ -101,6 +104,7 @@ def dense_ternary_matmul(x_q: np.ndarray, packed: np.ndarray) -> np.ndarray:
         raise ArgumentError(f"dense kernel: in_features {packed.shape[1]} is above "
                             f"{DENSE_MAX_IN_FEATURES}, where float32 sums stop being exact")
     w = unpack_ternary(packed).astype(np.float32)  # (out, in)
+    release_pages(packed)  # read on every call: keep the mapped checkpoint out of RSS (pages.py)
     return (x_q.astype(np.float32) @ w.T).astype(np.int32)  # (T, out), exact integers
 
 

@@ -154,10 +154,13 @@ def pack_base3_groups(w_ternary: np.ndarray) -> np.ndarray:
     out_features, in_features = w_ternary.shape
     groups = GROUPS_PER_WORD * base3_words_per_row(in_features)
     padded = np.ones((out_features, groups * WEIGHTS_PER_GROUP), dtype=np.uint8)  # zero weights
-    padded[:, :in_features] = w_ternary.astype(np.int16) + 1
+    padded[:, :in_features] = w_ternary + 1  # digits 0, 1, 2; no int16 temporary
     digits = padded.reshape(out_features, groups, WEIGHTS_PER_GROUP)  # (out, G, 5)
-    powers = np.array([1, 3, 9, 27, 81], dtype=np.uint8)
-    codes: np.ndarray = (digits * powers).sum(axis=2, dtype=np.uint8)  # (out, G); max 242 fits
+    # Horner's rule, d0 + 3 (d1 + 3 (d2 + 3 (d3 + 3 d4))), in uint8 (max 242 fits): five passes,
+    # several times faster at load than a sum over the last axis of (out, G, 5)
+    codes: np.ndarray = digits[:, :, 4].copy()  # (out, G)
+    for k in (3, 2, 1, 0):
+        codes = codes * np.uint8(3) + digits[:, :, k]
     return codes
 
 
