@@ -18,15 +18,18 @@ Every problem is a one-line :class:`TokenizerError` naming the file.
 from __future__ import annotations
 
 import json
-import operator
-from itertools import repeat
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .byte_level import token_bytes, tokens_bytes
+from .byte_level import token_bytes, tokens_blob, tokens_bytes
 from .errors import TokenizerError
+
+# Token ids are tiktoken ranks, 32-bit in its Rust core; 2**31 - 1 also keeps every id an exact
+# NumPy int64 after the arithmetic the merge checks do (ids times 65536).
+MAX_TOKEN_ID = 2**31 - 1
 
 
 def read_json(path: Path) -> Any:
@@ -36,8 +39,16 @@ def read_json(path: Path) -> Any:
             return json.load(file)
     except FileNotFoundError:
         raise TokenizerError(f"{path}: not found (expected a Hugging Face {path.name})") from None
+    except IsADirectoryError:
+        raise TokenizerError(f"{path}: is a folder, expected the JSON file {path.name}") from None
+    except OSError as exc:
+        raise TokenizerError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TokenizerError(f"{path}: not valid JSON ({exc})") from None
+    except ValueError:  # an integer beyond Python's 4300-digit limit for int(str)
+        raise TokenizerError(f"{path}: not valid JSON (a number longer than 4300 digits)") from None
+    except RecursionError:
+        raise TokenizerError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def split_pattern(pre_tokenizer: Any, where: str) -> str:
@@ -69,98 +80,167 @@ def split_pattern(pre_tokenizer: Any, where: str) -> str:
     return f"(?:{regex})|(?:(?!(?:{regex}))[\\s\\S])+"
 
 
+# ---- the merges check in plain Python: it defines the behaviour (and is slow) ----
+
+def _is_merge(merge: Any, vocab: dict[str, int]) -> bool:
+    pair = merge.split(" ") if isinstance(merge, str) else merge
+    return (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+            and pair[0] in vocab and pair[1] in vocab and pair[0] + pair[1] in vocab)
+
+
 def _count_splits_exact(vocab: dict[str, int]) -> int:
-    """Number of (token, cut) with both halves of the token in ``vocab``; plain Python."""
+    """Number of (token, cut) with both halves of the token in ``vocab``."""
     return sum(1 for token in vocab for cut in range(1, len(token))
                if token[:cut] in vocab and token[cut:] in vocab)
 
 
-def _count_splits(raws: list[bytes], vocab: dict[str, int]) -> int:
-    """:func:`_count_splits_exact`, computed with 64-bit polynomial hashes in NumPy.
-
-    The exact count in Python costs most of a second for 128,000 tokens; with hashes, every
-    (token, cut) pair is tested at once. A hash collision can only *raise* the count, and a count
-    that disagrees with the merges is checked again exactly before anything is refused.
-    """
-    lengths = np.fromiter(map(len, raws), np.int64, len(raws))  # (V,)
-    ends = np.cumsum(lengths)  # (V,) end offset of each token in blob
-    starts = ends - lengths
-    blob = np.frombuffer(b"".join(raws), np.uint8).astype(np.uint64) + np.uint64(1)  # (N,) 1..256
-    base = np.full(blob.size, 0x9E3779B97F4A7C15, np.uint64)  # odd, so invertible mod 2**64
-    powers = np.cumprod(base)  # (N,) base**(q+1), wrapping mod 2**64
-    inverse = np.full(blob.size, pow(0x9E3779B97F4A7C15, -1, 2**64), np.uint64)
-    inverse_powers = np.concatenate([[np.uint64(1)], np.cumprod(inverse)])  # (N+1,) base**-q
-    prefix = np.concatenate([[np.uint64(0)], np.cumsum(blob * powers)])  # (N+1,) hash of blob[:q]
-
-    def substring_hash(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # hash of blob[a:b], any a
-        hashes: np.ndarray = (prefix[b] - prefix[a]) * inverse_powers[a]
-        return hashes
-
-    known = np.sort(substring_hash(starts, ends))  # (V,)
-
-    # membership by bucket: the top 18 bits of a hash pick a run of ``known`` (sorted, so runs are
-    # contiguous); runs hold a few hashes, compared in a few vectorised passes. This is 3x faster
-    # than a binary search (np.searchsorted) over the whole table.
-    shift = np.uint64(64 - 18)
-    first = np.searchsorted(known >> shift, np.arange(2**18 + 1, dtype=np.uint64))  # (2**18+1,)
-    padded = np.append(known, np.uint64(0))
-
-    def is_known(hashes: np.ndarray) -> np.ndarray:
-        slot = (hashes >> shift).astype(np.int64)
-        start, stop = first[slot], first[slot + 1]
-        found = np.zeros(hashes.size, bool)
-        for step in range(int(np.max(first[1:] - first[:-1]))):
-            index = start + step
-            found |= (index < stop) & (padded[np.minimum(index, known.size)] == hashes)
-        return found
-
-    owner = np.repeat(np.arange(len(raws)), lengths - 1)  # one row per (token, cut)
-    cut = np.arange(owner.size) - np.repeat(np.cumsum(lengths - 1) - (lengths - 1), lengths - 1) + 1
-    middle = starts[owner] + cut
-    both = (is_known(substring_hash(starts[owner], middle))
-            & is_known(substring_hash(middle, ends[owner])))
-    return int(both.sum())
-
-
-def _check_merges(vocab: dict[str, int], raws: list[bytes], merges: list[Any], where: str) -> None:
+def _check_merges_exact(vocab: dict[str, int], merges: list[Any], where: str) -> None:
     """(2) and (3) of the module docstring: merges are every two-token split, by id made."""
-    pairs = [m.split(" ") if isinstance(m, str) else m for m in merges]
-    try:
-        if pairs and set(map(len, pairs)) != {2}:
-            raise ValueError
-        lefts, rights = zip(*pairs) if pairs else ((), ())
-        known = all(map(vocab.__contains__, lefts)) and all(map(vocab.__contains__, rights))
-        made = list(map(vocab.get, map(operator.add, lefts, rights), repeat(-1)))
-    except (TypeError, ValueError):  # not pairs of strings
-        known, made = False, []
-    if not known or (made and min(made) < 0):
-        index = next(i for i, m in enumerate(merges) if not _is_merge(m, vocab))
-        raise TokenizerError(f"{where}: merges[{index}] is {merges[index]!r}, expected two "
-                             "vocabulary tokens whose join is in the vocabulary")
-    made_ids = np.asarray(made, dtype=np.int64)  # (M,)
-    steps = np.diff(made_ids)
-    if steps.size and steps.min() < 0:
-        index = int(np.argmax(steps < 0)) + 1
-        raise TokenizerError(f"{where}: merges[{index}] makes token {made[index]} after a merge "
-                             f"made {made[index - 1]}; expected merges in order of the id they "
-                             "make")
-    # a split is (token made, cut position), so repeats show as repeated pairs of those
-    cuts = np.fromiter(map(len, lefts), np.int64, len(lefts))
-    if np.unique(made_ids * 65536 + cuts).size != len(merges):
-        raise TokenizerError(f"{where}: a merge is listed twice")
-    splits = _count_splits(raws, vocab)
-    if splits != len(merges):
-        splits = _count_splits_exact(vocab)
+    last_made = -1
+    seen: set[tuple[str, str]] = set()
+    for index, merge in enumerate(merges):
+        if not _is_merge(merge, vocab):
+            raise TokenizerError(f"{where}: merges[{index}] is {merge!r}, expected two "
+                                 "vocabulary tokens whose join is in the vocabulary")
+        left, right = merge.split(" ") if isinstance(merge, str) else merge
+        made = vocab[left + right]
+        if made < last_made:
+            raise TokenizerError(f"{where}: merges[{index}] makes token {made} after a merge "
+                                 f"made {last_made}; expected merges in order of the id they "
+                                 "make")
+        if (left, right) in seen:
+            raise TokenizerError(f"{where}: merges[{index}] {merge!r} is listed twice")
+        seen.add((left, right))
+        last_made = made
+    splits = _count_splits_exact(vocab)
     if splits != len(merges):
         raise TokenizerError(f"{where}: {len(merges)} merges for {splits} ways of splitting a "
                              "token into two tokens; expected one merge per split, as in "
                              "LLaMA-3 (a vocabulary trained by HF has one merge per token)")
 
 
-def _is_merge(merge: Any, vocab: dict[str, int]) -> bool:
-    pair = merge.split(" ") if isinstance(merge, str) else merge
-    return (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
-            and pair[0] in vocab and pair[1] in vocab and pair[0] + pair[1] in vocab)
+# ---- the same check with 64-bit hashes in NumPy: fast, and it defers to the exact one ----
+#
+# h(s) = sum over i of (s[i] + 1) * B**(i + 1), mod 2**64, so h(left + right) is
+# h(left) + B**len(left) * h(right): every merge and every (token, cut) is checked at once, in
+# about a tenth of the time of the Python loops. Anything it cannot confirm goes to the exact
+# check, which raises the error (or passes, had two strings shared a hash).
+
+_BASE = 0x9E3779B97F4A7C15  # odd, so invertible mod 2**64
+
+
+class _Hashes:
+    """Hashes of byte strings laid end to end, and of any substring of them."""
+
+    def __init__(self, blob: bytes, lengths: np.ndarray) -> None:
+        self.lengths = lengths  # (n,) int64
+        self.ends = np.cumsum(self.lengths)  # (n,) where each string ends in the blob
+        self.starts = self.ends - self.lengths  # (n,)
+        codes = np.frombuffer(blob, np.uint8).astype(np.uint64) + np.uint64(1)  # (N,) 1..256
+        powers = np.cumprod(np.full(codes.size, _BASE, np.uint64))  # (N,) B**(q+1), wrapping
+        inverse = np.full(codes.size, pow(_BASE, -1, 2**64), np.uint64)
+        self.inverse_powers = np.concatenate([[np.uint64(1)], np.cumprod(inverse)])  # (N+1,)
+        self.prefix = np.concatenate([[np.uint64(0)], np.cumsum(codes * powers)])  # (N+1,)
+
+    @classmethod
+    def of_strings(cls, tokens: Sequence[str]) -> _Hashes | None:
+        """Hashes of byte-level strings (through their raw bytes); None if one is not one."""
+        blob = tokens_blob(list(tokens))
+        if blob is None:
+            return None
+        return cls(blob, np.fromiter(map(len, tokens), np.int64, len(tokens)))
+
+    def between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """h(blob[a:b]) for each pair of offsets: (prefix[b] - prefix[a]) / B**a."""
+        hashes: np.ndarray = (self.prefix[b] - self.prefix[a]) * self.inverse_powers[a]
+        return hashes
+
+    def whole(self) -> np.ndarray:
+        return self.between(self.starts, self.ends)
+
+
+class _Table:
+    """Hash -> vocabulary id, looked up for many hashes at once.
+
+    The top 18 bits of a hash pick a run of the sorted table (a few entries), compared in a few
+    vectorised passes: 3x faster than a binary search (np.searchsorted) over the whole table.
+    """
+
+    SHIFT = np.uint64(64 - 18)
+
+    def __init__(self, hashes: np.ndarray, ids: np.ndarray) -> None:
+        order = np.argsort(hashes)
+        self.known = np.append(hashes[order], np.uint64(0))  # (V+1,) sorted, one spare slot
+        self.ids = np.append(ids[order], -1)  # (V+1,)
+        self.size = hashes.size
+        self.distinct = not np.any(self.known[1:self.size] == self.known[:self.size - 1])
+        self.first = np.searchsorted(self.known[:self.size] >> self.SHIFT,
+                                     np.arange(2**18 + 1, dtype=np.uint64))  # (2**18+1,)
+        self.longest_run = int(np.max(self.first[1:] - self.first[:-1]))
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """The id of each hash, -1 where the table lacks it."""
+        slot = (hashes >> self.SHIFT).astype(np.int64)
+        start, stop = self.first[slot], self.first[slot + 1]
+        found = np.full(hashes.size, -1, np.int64)
+        for step in range(self.longest_run):
+            index = np.where(start + step < stop, start + step, self.size)
+            found = np.where(self.known[index] == hashes, self.ids[index], found)
+        return found
+
+
+def _merges_look_right(vocab: dict[str, int], merges: list[Any]) -> bool:
+    """The exact check's conditions, by hashes; False means "ask the exact check"."""
+    vocab_hashes = _Hashes.of_strings(list(vocab))
+    if vocab_hashes is None:
+        return False
+    table = _Table(vocab_hashes.whole(), np.fromiter(vocab.values(), np.int64, len(vocab)))
+    if not table.distinct:
+        return False
+    if not merges:
+        return _count_splits_hashed(vocab_hashes, table) == 0
+    # [left, right] pairs (newer files) or "left right" strings (older ones)
+    pairs = merges if set(map(type, merges)) == {list} else [
+        m.split(" ") if isinstance(m, str) else m for m in merges]
+    try:
+        if set(map(len, pairs)) != {2}:
+            return False
+        lefts, rights = zip(*pairs)
+        left, right = _Hashes.of_strings(lefts), _Hashes.of_strings(rights)
+    except TypeError:  # a part that is not a string
+        return False
+    if left is None or right is None or min(left.lengths.min(), right.lengths.min()) < 1:
+        return False
+    if left.lengths.max() >= 65536:
+        return False
+    left_hash, right_hash = left.whole(), right.whole()  # (M,) each
+    if np.any(table.lookup(left_hash) < 0) or np.any(table.lookup(right_hash) < 0):
+        return False
+    length_powers = np.cumprod(np.full(int(left.lengths.max()), _BASE, np.uint64))  # B**1 ...
+    made = table.lookup(left_hash + length_powers[left.lengths - 1] * right_hash)  # (M,)
+    if np.any(made < 0) or np.any(made[1:] < made[:-1]):
+        return False
+    # a split is (token made, cut position), so a repeated merge repeats one of those
+    keys = np.sort(made * 65536 + left.lengths)
+    if np.any(keys[1:] == keys[:-1]):
+        return False
+    return _count_splits_hashed(vocab_hashes, table) == len(merges)
+
+
+def _count_splits_hashed(vocab: _Hashes, table: _Table) -> int:
+    """:func:`_count_splits_exact` by hashes (a collision could only raise the count)."""
+    cuts_of = vocab.lengths - 1  # (V,) cut positions per token
+    owner = np.repeat(np.arange(cuts_of.size), cuts_of)  # one row per (token, cut)
+    first_row = np.repeat(np.cumsum(cuts_of) - cuts_of, cuts_of)  # row of each owner's cut 1
+    middle = vocab.starts[owner] + np.arange(owner.size) - first_row + 1
+    both = ((table.lookup(vocab.between(vocab.starts[owner], middle)) >= 0)
+            & (table.lookup(vocab.between(middle, vocab.ends[owner])) >= 0))
+    return int(both.sum())
+
+
+def _check_merges(vocab: dict[str, int], merges: list[Any], where: str) -> None:
+    if not _merges_look_right(vocab, merges):
+        _check_merges_exact(vocab, merges, where)
 
 
 def mergeable_ranks(model: Any, where: str) -> dict[bytes, int]:
@@ -187,10 +267,10 @@ def mergeable_ranks(model: Any, where: str) -> dict[bytes, int]:
     if raws is None or b"" in raws:
         bad = next(t for t in tokens if not token_bytes(t))
         raise TokenizerError(f"{where}: vocabulary token {bad!r} is not a byte-level string")
-    if set(map(type, ids)) != {int} or min(ids) < 0:
-        bad = next(t for t, i in vocab.items() if type(i) is not int or i < 0)
+    if set(map(type, ids)) != {int} or min(ids) < 0 or max(ids) > MAX_TOKEN_ID:
+        bad = next(t for t, i in vocab.items() if type(i) is not int or not 0 <= i <= MAX_TOKEN_ID)
         raise TokenizerError(f"{where}: vocabulary id of {bad!r} is {vocab[bad]!r}, "
-                             "expected an integer >= 0")
+                             f"expected an integer in [0, {MAX_TOKEN_ID}]")
     if len(set(ids)) != len(ids):
         raise TokenizerError(f"{where}: two vocabulary tokens share an id")
     ranks = dict(zip(raws, ids))
@@ -198,7 +278,7 @@ def mergeable_ranks(model: Any, where: str) -> dict[bytes, int]:
     if missing:
         raise TokenizerError(f"{where}: byte 0x{missing[0]:02x} has no token "
                              f"({len(missing)} of 256 missing), expected every single byte")
-    _check_merges(vocab, raws, merges, where)
+    _check_merges(vocab, merges, where)
     return ranks
 
 
@@ -214,6 +294,9 @@ def special_tokens(added: Any, ranks: dict[bytes, int], where: str) -> dict[str,
             raise TokenizerError(f"{where}: added_tokens[{index}] needs a str 'content' and an "
                                  "int 'id'")
         content, token_id = entry["content"], entry["id"]
+        if not 0 <= token_id <= MAX_TOKEN_ID:
+            raise TokenizerError(f"{where}: added token {content!r} has id {token_id}, expected "
+                                 f"an integer in [0, {MAX_TOKEN_ID}]")
         for flag in ("lstrip", "rstrip", "single_word"):
             if entry.get(flag):
                 raise TokenizerError(f"{where}: added token {content!r} has {flag} true, "

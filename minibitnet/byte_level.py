@@ -54,15 +54,22 @@ def token_bytes(token: str) -> bytes | None:
         return None
 
 
-def tokens_bytes(tokens: list[str]) -> list[bytes] | None:
-    """:func:`token_bytes` of every token, with one translate call; None if any is not byte-level."""
+def tokens_blob(tokens: list[str]) -> bytes | None:
+    """The raw bytes of all ``tokens``, end to end; None if any is not byte-level."""
     joined = "".join(tokens)
     latin1 = joined.translate(_TO_LATIN1)
     if len(latin1) != len(joined):
         return None
     try:
-        blob = latin1.encode("latin-1")
+        return latin1.encode("latin-1")
     except UnicodeEncodeError:
+        return None
+
+
+def tokens_bytes(tokens: list[str]) -> list[bytes] | None:
+    """:func:`token_bytes` of every token, with one translate call; None if any is not byte-level."""
+    blob = tokens_blob(tokens)
+    if blob is None:
         return None
     # one character is one byte, so each token's bytes sit where its characters sat
     ends = list(accumulate(map(len, tokens)))

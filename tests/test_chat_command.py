@@ -145,3 +145,20 @@ def _reply(ids: list[int]):  # type: ignore[no-untyped-def]
     from minibitnet.commands.running import Reply
 
     return Reply(ids, 0.0, 0.0, "stop token")
+
+
+def test_ctrl_c_during_a_reply_returns_to_the_prompt(tmp_path: Path) -> None:
+    import signal
+
+    build_model_with_tokenizer(tmp_path, seed=4, max_position_embeddings=4096)
+    terminal = Terminal([sys.executable, "-m", "minibitnet.cli", "chat", "-m", str(tmp_path),
+                         "-n", "4000", "--temp", "0"])
+    terminal.expect("> ")
+    terminal.send("Tell me everything\n")
+    time.sleep(1.0)  # the reply is under way
+    terminal.process.send_signal(signal.SIGINT)
+    shown = terminal.expect("(reply interrupted)")
+    shown += terminal.expect("> ")
+    assert "new tokens" in shown and "Traceback" not in shown
+    terminal.send("/exit\n")
+    assert terminal.wait() == 0

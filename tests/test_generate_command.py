@@ -131,3 +131,26 @@ def test_help_lists_the_flags() -> None:
     for flag in ("--model", "--prompt", "--file", "--n-predict", "--temp", "--top-k", "--top-p",
                  "--seed", "--backend", "--quiet"):
         assert flag in result.stdout
+
+
+def test_ctrl_c_keeps_the_text_and_exits_cleanly(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    build_model_with_tokenizer(tmp_path, seed=4, max_position_embeddings=4096)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minibitnet.cli", "generate", "-m", str(tmp_path), "-p", "x",
+         "-n", "4000", "--temp", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd="/", env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert process.stderr is not None
+    while "loaded in" not in process.stderr.readline():
+        assert process.poll() is None, "the command ended before loading the model"
+    time.sleep(0.5)  # some tokens are generated
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "minibitnet: interrupted" in stderr
+    assert "Traceback" not in stderr
+    new_tokens = int(stderr.split(" new tokens")[0].rsplit(" ", 1)[-1])  # from the summary
+    assert 0 < new_tokens < 4000
+    assert stdout.endswith("\n")

@@ -370,10 +370,13 @@ def test_bos_token_as_added_token_dict(tmp_path: Path) -> None:
 @pytest.mark.parametrize("size, seed", [(300, 0), (3000, 1), (20_000, 2)])
 def test_split_count_by_hashes_equals_exact_count(size: int, seed: int) -> None:
     """The vectorised count the loader uses against the plain one (collisions only add)."""
-    from minibitnet.bpe_file import _count_splits, _count_splits_exact
-    from minibitnet.byte_level import tokens_bytes
+    import numpy as np
+
+    from minibitnet.bpe_file import _count_splits_exact, _count_splits_hashed, _Hashes, _Table
 
     vocab = synthetic_vocab(size, seed=seed)
-    raws = tokens_bytes(list(vocab))
-    assert raws is not None
-    assert _count_splits(raws, vocab) == _count_splits_exact(vocab) > 0
+    hashes = _Hashes.of_strings(list(vocab))
+    assert hashes is not None
+    table = _Table(hashes.whole(), np.array(list(vocab.values())))
+    assert table.distinct
+    assert _count_splits_hashed(hashes, table) == _count_splits_exact(vocab) > 0

@@ -132,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
             conversation.add_turn(user, reply, stop_ids)
         else:  # Ctrl-C before the first token: the cache may or may not hold the prompt
             conversation.in_sync = False
+        if reply.stopped_by == "interrupted":
+            print("(reply interrupted)", file=sys.stderr, flush=True)
         if reply.stopped_by == "context":
             print("minibitnet: the reply reached the context length; /reset to start over",
                   file=sys.stderr, flush=True)
