@@ -82,7 +82,8 @@ class Tokenizer:
     """
 
     def __init__(self, encoding: tiktoken.Encoding, bos_token: str | None,
-                 eos_tokens: Sequence[str], chat_template: str, origin: str) -> None:
+                 eos_tokens: Sequence[str], chat_template: str, origin: str,
+                 template_variables: Mapping[str, str] | None = None) -> None:
         self.encoding = encoding
         self.special_ids: dict[str, int] = dict(encoding._special_tokens)
         self.bos_token = bos_token
@@ -91,6 +92,8 @@ class Tokenizer:
                                            if t in self.special_ids))
         self.chat_template = chat_template
         self.origin = origin  # where the template came from, named in errors
+        # what transformers passes a template besides the messages: the named special tokens
+        self.template_variables = {"bos_token": bos_token or "", **(template_variables or {})}
 
     @property
     def vocab_size(self) -> int:
@@ -132,9 +135,8 @@ class Tokenizer:
     def chat_text(self, messages: Sequence[Mapping[str, Any]],
                   add_generation_prompt: bool = True) -> str:
         """The chat template applied to ``messages`` ([{"role": ..., "content": ...}, ...])."""
-        variables = {"bos_token": self.bos_token or ""}
-        return render_chat(self.chat_template, messages, add_generation_prompt, variables,
-                           self.origin)
+        return render_chat(self.chat_template, messages, add_generation_prompt,
+                           self.template_variables, self.origin)
 
     def chat_prompt(self, messages: Sequence[Mapping[str, Any]],
                     add_generation_prompt: bool = True) -> list[int]:
@@ -152,9 +154,10 @@ def load(model_dir: str | Path) -> Tokenizer:
     spec = read_json(path)
     if not isinstance(spec, dict):
         raise TokenizerError(f"{path}: top level is {type(spec).__name__}, expected an object")
-    if spec.get("normalizer") is not None:
-        raise TokenizerError(f"{path}: normalizer is {spec['normalizer'].get('type')!r}, "
-                             "expected null (as in LLaMA-3)")
+    normalizer = spec.get("normalizer")
+    if normalizer is not None:
+        found = normalizer.get("type") if isinstance(normalizer, dict) else normalizer
+        raise TokenizerError(f"{path}: normalizer is {found!r}, expected null (as in LLaMA-3)")
     pat_str = split_pattern(spec.get("pre_tokenizer"), str(path))
     ranks = mergeable_ranks(spec.get("model"), str(path))
     specials = special_tokens(spec.get("added_tokens", []), ranks, str(path))
@@ -178,5 +181,17 @@ def load(model_dir: str | Path) -> Tokenizer:
                                      mergeable_ranks=ranks, special_tokens=specials)
     except ValueError as exc:  # the Rust side rejects the regex
         raise TokenizerError(f"{path}: Split regex not accepted by tiktoken: {exc}") from None
+    # subtle: tiktoken's Rust core panics (a BaseException) on an empty regex match, so a pattern
+    # that can match nothing (e.g. "" or "a*") is refused here, probed on every kind of character
+    for probe in ("", "a", "Ab 12 ,!", " \n\t", "é漢😀"):
+        try:
+            encoding.encode_ordinary(probe)
+        except BaseException as exc:
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise TokenizerError(f"{path}: the Split regex matches an empty piece of text; "
+                                 "expected every match to be non-empty") from None
     eos_tokens = ([eos_token] if eos_token else []) + list(END_TOKENS)
-    return Tokenizer(encoding, bos_token, eos_tokens, template, template_origin)
+    named = {key: name for key in ("eos_token", "unk_token", "pad_token")
+             if (name := _token_name(config.get(key))) is not None}
+    return Tokenizer(encoding, bos_token, eos_tokens, template, template_origin, named)

@@ -380,3 +380,13 @@ def test_split_count_by_hashes_equals_exact_count(size: int, seed: int) -> None:
     table = _Table(hashes.whole(), np.array(list(vocab.values())))
     assert table.distinct
     assert _count_splits_hashed(hashes, table) == _count_splits_exact(vocab) > 0
+
+
+def test_template_sees_the_named_special_tokens(tmp_path: Path) -> None:
+    """As in transformers, a template can use eos_token (and bos/unk/pad) from the config."""
+    config = {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>",
+              "chat_template": "{{ bos_token }}{% for m in messages %}{{ m['content'] }}"
+                               "{{ eos_token }}{% endfor %}"}
+    tokenizer = load(_write(tmp_path, _base(), config))
+    assert tokenizer.chat_text([{"role": "user", "content": "a"}]) == \
+        "<|begin_of_text|>a<|end_of_text|>"

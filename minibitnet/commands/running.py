@@ -28,6 +28,7 @@ from ..tokenizer import load as load_tokenizer
 
 def _number(kind: Callable[[str], float], test: Callable[[float], bool],
             expected: str) -> Callable[[str], float]:
+    """An argparse ``type=``: parse with ``kind``, then a one-line error unless ``test`` holds."""
     def parse(text: str) -> float:
         try:
             value = kind(text)
@@ -52,6 +53,7 @@ def default_backend() -> str:
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """-m/--model, --backend, --quiet."""
     parser.add_argument("-m", "--model", metavar="MODEL",
                         help="model folder (config.json, model.safetensors, tokenizer.json), or "
                              "a Hugging Face repo id already in the local cache, e.g. "
@@ -64,6 +66,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_sampling_flags(parser: argparse.ArgumentParser, max_tokens: int) -> None:
+    """-n, --temp, --top-k, --top-p, --seed, each range-checked; -n defaults to ``max_tokens``."""
     group = parser.add_argument_group("sampling")
     group.add_argument("-n", "--n-predict", dest="n_predict", type=non_negative_int,
                        default=max_tokens, metavar="N",
