@@ -91,7 +91,9 @@ def render_chat(source: str, messages: Sequence[Mapping[str, Any]], add_generati
         template = _compile(source)
         return template.render(messages=checked, add_generation_prompt=add_generation_prompt,
                                **special_tokens)
-    except jinja2.exceptions.TemplateError as exc:
+    # the template is a program read from a file: whatever it raises (1/0, "a" + 1, a range
+    # over the sandbox's limit) is the file's fault, reported as such
+    except Exception as exc:
         message = str(exc).replace("\n", " ")
         raise TokenizerError(f"{origin}: chat_template failed: {type(exc).__name__}: "
                              f"{message}") from None
