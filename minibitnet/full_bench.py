@@ -171,12 +171,16 @@ def measure_model(model_dir: Path, backend: str, prompt_tokens: int, new_tokens:
     return result
 
 
+def _count(number: float) -> str:
+    return f"{number / 1e9:.2f} B" if number >= 1e9 else f"{number / 1e6:.2f} M"
+
+
 def format_model_report(result: dict[str, Any]) -> str:
     """The figures of :func:`measure_model` as a few lines of text."""
     parts = result["decode_parts_ms"]
     total = sum(parts.values())
     lines = [
-        f"model:   {result['model']} ({result['parameters'] / 1e9:.2f} B parameters), "
+        f"model:   {result['model']} ({_count(result['parameters'])} parameters), "
         f"backend {result['backend']}",
         f"load:    {result['load_s']:.2f} s (open and check {result['open_and_check_s']:.2f} s, "
         f"kernel formats and head {result['prepare_s']:.2f} s)",

@@ -55,11 +55,11 @@ SHAPES: dict[str, ModelConfig] = {
 SCALING_SIZES = ["125M", "350M", "1.5B", "3.3B", "7B", "13B"]
 
 
-def get_shape(name: str) -> ModelConfig:
-    """The config of shape ``name``; an unknown name lists the valid ones."""
+def get_shape(name: str, option: str = "--shape") -> ModelConfig:
+    """The config of shape ``name``; an unknown name lists the valid ones (naming ``option``)."""
     config = SHAPES.get(name)
     if config is None:
-        raise ArgumentError(f"--shape {name!r} is not a known shape; expected one of: "
+        raise ArgumentError(f"{option} {name!r} is not a known shape; expected one of: "
                             f"{', '.join(SHAPES)}")
     return config
 

@@ -35,6 +35,7 @@ from ..loader import load
 from ..locate import resolve_model
 from ..model import Model
 from ..packing import pack_ternary
+from . import bench_full
 
 KERNELS = ["reference", "fast:lut", "fast:bitplane", "fast:dense"]
 
@@ -107,6 +108,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                              "supplies shapes when no --kernel-shape is given)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON line instead of the report")
+    bench_full.add_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -259,6 +261,8 @@ def print_report(result: dict[str, object]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.full or args.sizes:  # one backend's whole-model figures, or the scaling table
+        return bench_full.run(args)
     model_dir: Path | None = None
     models: list[ModelTiming] = []
     shapes = args.kernel_shape
