@@ -1,4 +1,4 @@
-"""Hypothesis strategies shared by the tests: ternary matrices and int8 activations."""
+"""Hypothesis strategies shared by the tests: ternary matrices, int8 activations, JSON values."""
 
 from __future__ import annotations
 
@@ -29,3 +29,23 @@ def int8_arrays(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
         hnp.arrays(np.int8, shape, elements=st.integers(-128, 127)),
         st.integers(-128, 127).map(lambda v: np.full(shape, v, np.int8)),
     )
+
+
+# Integers at the edges that parsers get wrong: zero, negatives, powers of two, 32/64-bit limits,
+# and one beyond what a NumPy int64 holds.
+INTERESTING_INTS = [0, 1, -1, 2, 3, 4, 7, 8, 64, 255, 256, 2**31, 2**32, 2**53 + 1, 2**63 - 1,
+                    2**63, 2**64, -2**63, 10**30]
+
+# Any JSON value, with the awkward ones over-represented: NaN and infinities (Python's json reads
+# them), huge integers, names of dtypes and model types that a mutated file might hold.
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.sampled_from(INTERESTING_INTS), st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.sampled_from(["BF16", "F32", "U8", "I64", "bitnet", "relu2", "BPE", ""]),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=10,
+)

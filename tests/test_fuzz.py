@@ -39,27 +39,12 @@ from minibitnet.safetensors import (
 )
 from minibitnet.synthetic import tiny_config
 from builders import build_checkpoint
+from strategies import INTERESTING_INTS, json_values
 
 # Hypothesis reuses one folder per test (a module-scoped temporary directory), not tmp_path.
 fuzz_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                 HealthCheck.too_slow])
 _counter = itertools.count()
-
-# ---- strategies: JSON values, with the awkward ones over-represented ----
-
-INTERESTING_INTS = [0, 1, -1, 2, 3, 4, 7, 8, 64, 255, 256, 2**31, 2**32, 2**53 + 1, 2**63 - 1,
-                    2**63, 2**64, -2**63, 10**30]
-json_scalars = st.one_of(
-    st.none(), st.booleans(), st.sampled_from(INTERESTING_INTS), st.integers(),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-    st.sampled_from(list(STORAGE_DTYPES) + ["bitnet", "relu2", "BPE", ""]),
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=10,
-)
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tokenizer_builders
 from minibitnet import tokenizer
 from minibitnet.chat_template import render_chat
 from minibitnet.errors import TokenizerError
-from test_fuzz import INTERESTING_INTS, fresh_file, fuzz_settings, json_values
+from strategies import INTERESTING_INTS, json_values
+
+
+fuzz_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                HealthCheck.too_slow])
+
+
+def fresh_file(folder: Path, name: str, content: bytes) -> Path:
+    """Write ``content`` to a new inode (as in test_fuzz.py)."""
+    path = folder / name
+    path.unlink(missing_ok=True)
+    path.write_bytes(content)
+    return path
 
 
 @pytest.fixture(scope="module")
