@@ -1,0 +1,82 @@
+"""``minibitnet eval``: perplexity and bits per character of a model on a text file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..errors import ArgumentError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "eval",
+        help="perplexity and bits per character of a model on a text file",
+        description="Score a UTF-8 text file with a model: every token is predicted from the "
+                    "tokens before it, in windows of --window tokens that overlap by "
+                    "--window minus --stride. Prints bits per character (independent of the "
+                    "tokenizer) and perplexity per token; --json prints one JSON line instead.",
+    )
+    parser.add_argument("--model", metavar="DIR",
+                        help="model folder with config.json, model.safetensors and "
+                             "tokenizer.json (default: the built-in model)")
+    parser.add_argument("--text", required=True, metavar="FILE", help="UTF-8 text to score")
+    parser.add_argument("--backend", default="reference",
+                        help="ternary kernel backend (see `minibitnet info`; default reference)")
+    parser.add_argument("--window", type=int, default=None,
+                        help="tokens per window (default: the model's context length)")
+    parser.add_argument("--stride", type=int, default=None,
+                        help="new tokens scored per window (default: half the window)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON line with bits_per_char, perplexity and tokens")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate import score_text
+    from ..loader import builtin_model_dir, load
+    from ..tokenizer import load as load_tokenizer
+
+    model_dir = Path(args.model) if args.model else builtin_model_dir()
+    try:
+        text = Path(args.text).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArgumentError(f"--text: {args.text}: no such file") from None
+    except IsADirectoryError:
+        raise ArgumentError(f"--text: {args.text}: is a folder, expected a text file") from None
+    except UnicodeDecodeError as exc:
+        raise ArgumentError(f"--text: {args.text}: not UTF-8 text (byte {exc.start})") from None
+    if not text:
+        raise ArgumentError(f"--text: {args.text}: the file is empty")
+    model = load(model_dir, backend=args.backend)
+    tokenizer = load_tokenizer(model_dir)
+    window = args.window if args.window is not None else model.config.max_position_embeddings
+    if not 2 <= window <= model.config.max_position_embeddings:
+        raise ArgumentError(f"--window is {window}, expected 2 .. "
+                            f"{model.config.max_position_embeddings} (the context length)")
+    stride = args.stride if args.stride is not None else max(1, window // 2)
+    ids = tokenizer.encode(text, bos=True)
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        eta = elapsed / done * (total - done) if done else 0.0
+        sys.stderr.write(f"\rscored {done:,}/{total:,} tokens, {done / elapsed:,.0f} tokens/s, "
+                         f"ETA {eta:.0f} s ")
+        sys.stderr.flush()
+
+    score = score_text(model.logits, ids, len(text), window, stride, progress)
+    sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps({"bits_per_char": round(score.bits_per_char, 6),
+                          "perplexity": round(score.perplexity, 6), "tokens": score.tokens,
+                          "characters": score.characters, "window": window, "stride": stride,
+                          "model": str(model_dir), "text": str(args.text)}))
+    else:
+        print(f"{score.bits_per_char:.4f} bits per character, perplexity {score.perplexity:.3f} "
+              f"per token ({score.tokens:,} tokens, {score.characters:,} characters, "
+              f"window {window}, stride {stride})")
+    return 0
