@@ -19,7 +19,7 @@ from typing import NoReturn
 from .errors import MinibitnetError, one_line
 
 # Subcommand modules under minibitnet.commands, in the order --help lists them.
-COMMANDS = ["generate", "chat", "info", "ops", "make-checkpoint", "bench"]
+COMMANDS = ["generate", "chat", "info", "ops", "make-checkpoint", "train", "eval", "bench"]
 
 
 class _Parser(argparse.ArgumentParser):
