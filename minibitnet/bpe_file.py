@@ -18,6 +18,7 @@ Every problem is a one-line :class:`TokenizerError` naming the file.
 from __future__ import annotations
 
 import json
+import operator
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -162,30 +163,34 @@ class _Hashes:
 class _Table:
     """Hash -> vocabulary id, looked up for many hashes at once.
 
-    The top 18 bits of a hash pick a run of the sorted table (a few entries), compared in a few
-    vectorised passes: 3x faster than a binary search (np.searchsorted) over the whole table.
+    The top 18 bits of a hash pick a run of the sorted table (0.5 entries on average, rarely 7);
+    a few vectorised passes scan the runs, each pass only for the queries not yet settled. This
+    is several times faster than a binary search (np.searchsorted) over the whole table.
     """
 
     SHIFT = np.uint64(64 - 18)
 
     def __init__(self, hashes: np.ndarray, ids: np.ndarray) -> None:
         order = np.argsort(hashes)
-        self.known = np.append(hashes[order], np.uint64(0))  # (V+1,) sorted, one spare slot
-        self.ids = np.append(ids[order], -1)  # (V+1,)
-        self.size = hashes.size
-        self.distinct = not np.any(self.known[1:self.size] == self.known[:self.size - 1])
-        self.first = np.searchsorted(self.known[:self.size] >> self.SHIFT,
+        self.known = hashes[order]  # (V,) sorted
+        self.ids = ids[order]  # (V,)
+        self.distinct = not np.any(self.known[1:] == self.known[:-1])
+        self.first = np.searchsorted(self.known >> self.SHIFT,
                                      np.arange(2**18 + 1, dtype=np.uint64))  # (2**18+1,)
-        self.longest_run = int(np.max(self.first[1:] - self.first[:-1]))
 
     def lookup(self, hashes: np.ndarray) -> np.ndarray:
         """The id of each hash, -1 where the table lacks it."""
         slot = (hashes >> self.SHIFT).astype(np.int64)
-        start, stop = self.first[slot], self.first[slot + 1]
+        position, stop = self.first[slot], self.first[slot + 1]  # (n,) each: the run to scan
         found = np.full(hashes.size, -1, np.int64)
-        for step in range(self.longest_run):
-            index = np.where(start + step < stop, start + step, self.size)
-            found = np.where(self.known[index] == hashes, self.ids[index], found)
+        todo = np.flatnonzero(position < stop)  # queries still scanning; fewer each pass
+        while todo.size:
+            at = position[todo]
+            hit = self.known[at] == hashes[todo]
+            found[todo[hit]] = self.ids[at[hit]]
+            todo = todo[~hit]
+            position[todo] += 1
+            todo = todo[position[todo] < stop[todo]]
         return found
 
 
@@ -205,7 +210,9 @@ def _merges_look_right(vocab: dict[str, int], merges: list[Any]) -> bool:
     try:
         if set(map(len, pairs)) != {2}:
             return False
-        lefts, rights = zip(*pairs)
+        # itemgetter through map runs in C; zip(*pairs) would make a call with M arguments
+        lefts = list(map(operator.itemgetter(0), pairs))
+        rights = list(map(operator.itemgetter(1), pairs))
         left, right = _Hashes.of_strings(lefts), _Hashes.of_strings(rights)
     except TypeError:  # a part that is not a string
         return False
