@@ -154,3 +154,21 @@ def test_ctrl_c_keeps_the_text_and_exits_cleanly(tmp_path: Path) -> None:
     new_tokens = int(stderr.split(" new tokens")[0].rsplit(" ", 1)[-1])  # from the summary
     assert 0 < new_tokens < 4000
     assert stdout.endswith("\n")
+
+
+def test_prompt_longer_than_the_context(model_dir: Path) -> None:
+    result = minibitnet_cli("generate", "-m", str(model_dir), "-p", "word " * 200, "-n", "4")
+    assert result.returncode == 1
+    assert "exceeds the context length of 48 tokens" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_tokenizer_larger_than_the_model(tmp_path: Path) -> None:
+    from builders import build_checkpoint
+    from tokenizer_builders import synthetic_vocab, write_tokenizer
+
+    build_checkpoint(tmp_path, vocab_size=256)
+    write_tokenizer(tmp_path, synthetic_vocab(500))  # 756 ids with the special tokens
+    result = minibitnet_cli("generate", "-m", str(tmp_path), "-p", "x")
+    assert result.returncode == 1
+    assert "756 tokens, but config.json has vocab_size 256" in result.stderr
