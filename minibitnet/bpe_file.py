@@ -214,7 +214,7 @@ def _merges_look_right(vocab: dict[str, int], merges: list[Any]) -> bool:
         lefts = list(map(operator.itemgetter(0), pairs))
         rights = list(map(operator.itemgetter(1), pairs))
         left, right = _Hashes.of_strings(lefts), _Hashes.of_strings(rights)
-    except TypeError:  # a part that is not a string
+    except (TypeError, KeyError):  # a part that is not a string, or a pair that is an object
         return False
     if left is None or right is None or min(left.lengths.min(), right.lengths.min()) < 1:
         return False

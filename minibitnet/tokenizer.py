@@ -20,7 +20,10 @@ and WordPiece-style vocabularies), added tokens with lstrip/rstrip/single_word.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +147,27 @@ class Tokenizer:
         return self.encode(self.chat_text(messages, add_generation_prompt))
 
 
+@contextlib.contextmanager
+def _rust_panic_report_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for a moment: a Rust panic writes its report (and a
+    backtrace under RUST_BACKTRACE) there before Python can catch it, and a bad file must give
+    one line, not a Rust backtrace."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no file descriptor 2: nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def load(model_dir: str | Path) -> Tokenizer:
     """Read ``model_dir``/tokenizer.json (and tokenizer_config.json if present) into a Tokenizer.
 
@@ -185,7 +209,8 @@ def load(model_dir: str | Path) -> Tokenizer:
     # that can match nothing (e.g. "" or "a*") is refused here, probed on every kind of character
     for probe in ("", "a", "Ab 12 ,!", " \n\t", "é漢😀"):
         try:
-            encoding.encode_ordinary(probe)
+            with _rust_panic_report_silenced():
+                encoding.encode_ordinary(probe)
         except BaseException as exc:
             if type(exc).__name__ != "PanicException":
                 raise
