@@ -11,9 +11,10 @@ Per input vector the kernel first builds, for every group g, the table of all 24
 table read per five weights: no multiplication and no branch in the inner loop. The table is
 built once per call and read by every row, which is why this kernel suits tall matrices.
 
-Exact: every entry is at most 5 * 128 in magnitude and a row sums at most 128 * in, far inside
-i64. What this module leaves out: NumPy (the backend converts arrays to ``bytes`` and ``vec``),
-and threads (compiled mypyc code holds the GIL).
+Exact: every entry is at most 5 * 128 = 640 in magnitude, so the table is i16 (half the cache
+footprint of i32, measurably faster: for in = 6912 it is 672 KB and must stay in L2), and a row
+sums at most 128 * in < 2^31, an i32. What this module leaves out: NumPy (the backend converts
+arrays to ``bytes`` and ``vec``), and threads (compiled mypyc code holds the GIL).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minibitnet import fast
+from minibitnet.backend import DENSE_MIN_TOKENS
 from minibitnet.packing import pack_ternary
 from kernels import ALL_KERNELS, COMPILED_OR_NUMPY, INTERPRETED, KernelCase, kernel_name
 from strategies import int8_arrays, ternary_matrices
@@ -101,3 +102,11 @@ def test_kernels_reject_wrong_activation_length():
     matrix = kernel.prepare(pack_ternary(np.ones((4, 10), np.int8)))
     with pytest.raises(ValueError, match="expected 1 \\* 10"):
         fast.lut.ternary_matvec(bytes(9), matrix)
+
+
+@pytest.mark.parametrize("num_tokens", [1, DENSE_MIN_TOKENS - 1, DENSE_MIN_TOKENS, 40])
+def test_fast_is_exact_on_both_sides_of_the_dense_threshold(num_tokens):
+    rng = np.random.default_rng(num_tokens)
+    w = rng.integers(-1, 2, (12, 203)).astype(np.int8)
+    x_q = rng.integers(-128, 128, (num_tokens, 203)).astype(np.int8)
+    check_exact(next(case for case in ALL_KERNELS if case.name == "fast"), w, x_q)

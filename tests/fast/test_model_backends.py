@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 import minibitnet
-from minibitnet.backend import available_backends
+from minibitnet.backend import DENSE_MIN_TOKENS, available_backends
 from builders import build_checkpoint
 
 FAST_BACKENDS = [info.name for info in available_backends() if info.name.startswith("fast")]
-PROMPT = [5, 17, 3, 99, 42, 8, 61]
+# long enough that "fast" takes its dense path for the whole prompt and the LUT path per step
+PROMPT = [(37 * i + 5) % 250 for i in range(DENSE_MIN_TOKENS + 2)]
 
 
 @pytest.fixture(scope="module", params=["tiny", "awkward", "mha"])
