@@ -6,7 +6,10 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import ArgumentError
 
@@ -18,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         description="Score a UTF-8 text file with a model: every token is predicted from the "
                     "tokens before it, in windows of --window tokens that overlap by "
                     "--window minus --stride. Prints bits per character (independent of the "
-                    "tokenizer) and perplexity per token; --json prints one JSON line instead.",
+                    "tokenizer) and perplexity per token; --json prints one JSON line instead. "
+                    "--model also takes the folder of a `minibitnet train --no-quant` run (the "
+                    "full-precision twin), scored with the training forward pass unquantised.",
     )
     parser.add_argument("--model", metavar="DIR",
                         help="model folder with config.json, model.safetensors and "
@@ -35,9 +40,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.set_defaults(run=run)
 
 
+def _scorer(model_dir: Path, backend: str) -> tuple[Callable[[Sequence[int]], np.ndarray], int]:
+    """The logits function of the model in ``model_dir`` and its context length.
+
+    A model folder loads through ``minibitnet.load``; the folder of a ``--no-quant`` training run
+    (config.json + model-float.safetensors) runs the training forward pass in full precision.
+    """
+    from ..config import load_config
+    from ..loader import load
+    from ..train.export import read_float
+    from ..train.loop import FLOAT_WEIGHTS_FILE
+    from ..train.model import forward_logits
+
+    if not (model_dir / FLOAT_WEIGHTS_FILE).is_file():
+        model = load(model_dir, backend=backend)
+        return model.logits, model.config.max_position_embeddings
+    config = load_config(model_dir)
+    params = read_float(model_dir / FLOAT_WEIGHTS_FILE)
+
+    def float_logits(ids: Sequence[int]) -> np.ndarray:
+        return forward_logits(params, config, np.asarray(ids)[None, :], quantize=False)[0]
+
+    return float_logits, config.max_position_embeddings
+
+
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import score_text
-    from ..loader import builtin_model_dir, load
+    from ..loader import builtin_model_dir
     from ..tokenizer import load as load_tokenizer
 
     model_dir = Path(args.model) if args.model else builtin_model_dir()
@@ -51,12 +80,11 @@ def run(args: argparse.Namespace) -> int:
         raise ArgumentError(f"--text: {args.text}: not UTF-8 text (byte {exc.start})") from None
     if not text:
         raise ArgumentError(f"--text: {args.text}: the file is empty")
-    model = load(model_dir, backend=args.backend)
+    logits_of, context = _scorer(model_dir, args.backend)
     tokenizer = load_tokenizer(model_dir)
-    window = args.window if args.window is not None else model.config.max_position_embeddings
-    if not 2 <= window <= model.config.max_position_embeddings:
-        raise ArgumentError(f"--window is {window}, expected 2 .. "
-                            f"{model.config.max_position_embeddings} (the context length)")
+    window = args.window if args.window is not None else context
+    if not 2 <= window <= context:
+        raise ArgumentError(f"--window is {window}, expected 2 .. {context} (the context length)")
     stride = args.stride if args.stride is not None else max(1, window // 2)
     ids = tokenizer.encode(text, bos=True)
     started = time.perf_counter()
@@ -68,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                          f"ETA {eta:.0f} s ")
         sys.stderr.flush()
 
-    score = score_text(model.logits, ids, len(text), window, stride, progress)
+    score = score_text(logits_of, ids, len(text), window, stride, progress)
     sys.stderr.write("\n")
     if args.json:
         print(json.dumps({"bits_per_char": round(score.bits_per_char, 6),

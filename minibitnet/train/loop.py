@@ -37,6 +37,7 @@ from .model import Params, forward_logits, init_params, is_matrix, loss_and_grad
 from .optim import AdamW, Schedule
 
 CHECKPOINT_FILE = "checkpoint.npz"
+FLOAT_WEIGHTS_FILE = "model-float.safetensors"  # the exported weights of a --no-quant run
 HISTORY_COLUMNS = ("step", "tokens", "loss", "lr", "seconds", "val_loss")
 VOCAB_MULTIPLE = 64  # the embedding is padded to a multiple of 64 rows (aligned matmuls)
 
@@ -250,5 +251,5 @@ def finish(out_dir: Path, params: Params, config: ModelConfig, settings: Setting
         for name in ("tokenizer.json", "tokenizer_config.json"):
             (model_dir / name).write_bytes((out_dir / name).read_bytes())
     else:
-        export_float(params, out_dir / "model-float.safetensors")
+        export_float(params, out_dir / FLOAT_WEIGHTS_FILE)
         atomic_write_text(out_dir / "config.json", json.dumps(config.to_json_dict(), indent=2))
