@@ -17,6 +17,11 @@ A model folder holds ``config.json`` and ``model.safetensors`` (the 2B4T layout)
 Every tensor is checked against the config (present, shape, dtype), packed bytes are scanned for
 the invalid code 3, scales must be finite and positive and norms finite. Large tensors stay
 memory-mapped; only norms and scales are copied.
+
+The same file may instead hold bf16 master weights (microsoft/bitnet-b1.58-2B-4T-bf16): each
+``*_proj.weight`` is BF16 [out, in] and no ``weight_scale`` exists. Which of the two layouts a
+file has is read off the dtype of ``model.layers.0.self_attn.q_proj.weight`` (U8: packed; a
+float dtype: masters), and masters are ternarised on load by :mod:`minibitnet.master`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 
 from .config import ModelConfig, load_config
 from .errors import CheckpointError
+from .master import ternarize_master
 from .packing import has_invalid_codes
 from .pages import release_pages
 from .safetensors import SafetensorsFile
@@ -35,21 +41,25 @@ from .weights import LayerWeights, TernaryWeight, Weights
 
 WEIGHTS_FILE = "model.safetensors"
 FLOAT_DTYPES = ("BF16", "F16", "F32")
+# the two layouts a model.safetensors may have, as `minibitnet info` names them
+PACKED, MASTERS = "packed", "bf16-masters"
+FIRST_PROJECTION = "model.layers.0.self_attn.q_proj.weight"
 
 # scanning packed bytes for code 3 in slices keeps the temporary arrays small
 _SCAN_ROWS = 256
 
 
-def expected_tensors(config: ModelConfig, has_lm_head: bool = False
+def expected_tensors(config: ModelConfig, has_lm_head: bool = False, layout: str = PACKED
                      ) -> dict[str, tuple[tuple[int, ...], tuple[str, ...]]]:
     """Every tensor name a checkpoint of this config holds -> (shape, allowed dtypes).
 
     lm_head.weight is required when the head is not tied, and checked whenever it is present.
+    layout: PACKED (U8 [out/4, in] projections with weight_scale) or MASTERS (float [out, in]).
     """
-    return dict(_expected_items(config, has_lm_head))
+    return dict(_expected_items(config, has_lm_head, layout))
 
 
-def _expected_items(config: ModelConfig, has_lm_head: bool
+def _expected_items(config: ModelConfig, has_lm_head: bool, layout: str = PACKED
                     ) -> Iterator[tuple[str, tuple[tuple[int, ...], tuple[str, ...]]]]:
     """The entries of :func:`expected_tensors`, lazily: a config claiming a billion layers is
     rejected at the first missing tensor instead of after building a billion-entry table."""
@@ -69,14 +79,24 @@ def _expected_items(config: ModelConfig, has_lm_head: bool
         for name, size in norms.items():
             yield f"{prefix}{name}.weight", ((size,), FLOAT_DTYPES)
         for name, (out_features, in_features) in projections.items():
+            if layout == MASTERS:
+                yield f"{prefix}{name}.weight", ((out_features, in_features), FLOAT_DTYPES)
+                continue
             yield f"{prefix}{name}.weight", ((out_features // 4, in_features), ("U8",))
             yield f"{prefix}{name}.weight_scale", ((1,), FLOAT_DTYPES)
     if has_lm_head or not c.tie_word_embeddings:
         yield "lm_head.weight", ((c.vocab_size, d), ("BF16",))
 
 
-def _check_tensors(file: SafetensorsFile, config: ModelConfig) -> None:
-    for name, (shape, dtypes) in _expected_items(config, "lm_head.weight" in file):
+def layout_of(file: SafetensorsFile) -> str:
+    """PACKED or MASTERS, from the dtype of the first projection (PACKED when it is absent, so
+    that the packed checks name what is missing)."""
+    info = file.tensors.get(FIRST_PROJECTION)
+    return MASTERS if info is not None and info.dtype in FLOAT_DTYPES else PACKED
+
+
+def _check_tensors(file: SafetensorsFile, config: ModelConfig, layout: str) -> None:
+    for name, (shape, dtypes) in _expected_items(config, "lm_head.weight" in file, layout):
         info = file.tensors.get(name)
         if info is None:
             raise CheckpointError(f"{file.path}: missing tensor '{name}' (expected by "
@@ -110,20 +130,28 @@ def _load_ternary(file: SafetensorsFile, prefix: str) -> TernaryWeight:
     return TernaryWeight(packed=packed, weight_scale=np.float32(scale))
 
 
-def _load_layer(file: SafetensorsFile, n: int) -> LayerWeights:
+def _load_master(file: SafetensorsFile, prefix: str) -> TernaryWeight:
+    w = file.float32(prefix + ".weight")  # (out, in) float32 latent weights, a copy
+    if not np.isfinite(w).all():
+        raise CheckpointError(f"{file.path}: tensor '{prefix}.weight' holds NaN or infinity")
+    return ternarize_master(w)
+
+
+def _load_layer(file: SafetensorsFile, n: int, layout: str = PACKED) -> LayerWeights:
     p = f"model.layers.{n}."
+    load_projection = _load_master if layout == MASTERS else _load_ternary
     return LayerWeights(
         input_layernorm=_load_norm(file, p + "input_layernorm.weight"),
-        q_proj=_load_ternary(file, p + "self_attn.q_proj"),
-        k_proj=_load_ternary(file, p + "self_attn.k_proj"),
-        v_proj=_load_ternary(file, p + "self_attn.v_proj"),
+        q_proj=load_projection(file, p + "self_attn.q_proj"),
+        k_proj=load_projection(file, p + "self_attn.k_proj"),
+        v_proj=load_projection(file, p + "self_attn.v_proj"),
         attn_sub_norm=_load_norm(file, p + "self_attn.attn_sub_norm.weight"),
-        o_proj=_load_ternary(file, p + "self_attn.o_proj"),
+        o_proj=load_projection(file, p + "self_attn.o_proj"),
         post_attention_layernorm=_load_norm(file, p + "post_attention_layernorm.weight"),
-        gate_proj=_load_ternary(file, p + "mlp.gate_proj"),
-        up_proj=_load_ternary(file, p + "mlp.up_proj"),
+        gate_proj=load_projection(file, p + "mlp.gate_proj"),
+        up_proj=load_projection(file, p + "mlp.up_proj"),
         ffn_sub_norm=_load_norm(file, p + "mlp.ffn_sub_norm.weight"),
-        down_proj=_load_ternary(file, p + "mlp.down_proj"),
+        down_proj=load_projection(file, p + "mlp.down_proj"),
     )
 
 
@@ -138,10 +166,11 @@ def load_weights(model_dir: str | Path, config: ModelConfig | None = None) -> We
         raise CheckpointError(f"{path}: no such file (sharded or .bin checkpoints are not "
                               "supported; expected one model.safetensors)")
     file = SafetensorsFile(path)
-    _check_tensors(file, config)
+    layout = layout_of(file)
+    _check_tensors(file, config, layout)
     return Weights(
         embed_tokens=file.array("model.embed_tokens.weight"),
-        layers=[_load_layer(file, n) for n in range(config.num_hidden_layers)],
+        layers=[_load_layer(file, n, layout) for n in range(config.num_hidden_layers)],
         norm=_load_norm(file, "model.norm.weight"),
         # the head is tied to the embedding unless the file carries its own lm_head.weight
         lm_head=file.array("lm_head.weight") if "lm_head.weight" in file else None,

@@ -1,0 +1,90 @@
+"""bf16 master weights <-> ternary weights: the layout of microsoft/bitnet-b1.58-2B-4T-bf16.
+
+A master checkpoint holds every tensor of the packed layout (see :mod:`minibitnet.checkpoint`)
+except that each BitLinear weight is the latent float tensor itself and no ``weight_scale``
+tensor exists::
+
+    model.layers.N.self_attn.{q,k,v,o}_proj.weight     BF16 [out, in]   latent weights
+    model.layers.N.mlp.{gate,up,down}_proj.weight      BF16 [out, in]
+
+On load each one is ternarised as BitNet b1.58 does in training (paper section 2, transformers'
+``integrations/bitnet.py: WeightQuant``): s = 1 / max(mean|W|, 1e-5) per tensor,
+w_ternary = clip(round_half_even(W s), -1, 1), by :func:`minibitnet.quant.ternarize_weights`.
+The result is the packed 2-bit tensor and the scale the packed checkpoint would hold.
+
+Left out on purpose: per-channel or per-group scales (b1.58 has one scale per tensor) and
+keeping the latents after load (the model needs only the codes and the scale).
+
+Going back (:func:`master_from_ternary`) cannot recover the latents a packed file was made from;
+it builds latents whose absmean ternarisation gives the same codes and the same bf16 scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .packing import pack_ternary
+from .quant import ternarize_weights
+from .safetensors import bf16_to_float32, float32_to_bf16
+from .weights import TernaryWeight
+
+
+def round_scale_to_bf16(scale: np.float32) -> np.float32:
+    """``scale`` rounded to the nearest bfloat16 (ties to even), returned as float32."""
+    return np.float32(bf16_to_float32(float32_to_bf16(np.array([scale], np.float32)))[0])
+
+
+def ternarize_master(w: np.ndarray) -> TernaryWeight:
+    """One latent BitLinear weight -> the packed ternary weight the model runs.
+
+    w:       (out, in) float32 latent weights (out a multiple of 4)
+    returns: TernaryWeight with packed (out/4, in) uint8 in the Hugging Face layout and
+             weight_scale float32, w ≈ w_ternary / weight_scale
+
+    subtle: the codes are taken with the float32 scale s, but the weight_scale returned is s
+    rounded to bf16. The packed checkpoint stores weight_scale as BF16 [1], so this is the
+    number a model loaded from the packed file made from these masters divides by; keeping the
+    float32 s instead would move every logit in its last bits and the two formats would no
+    longer agree bit for bit. The rounding changes the scale by at most 2^-9 relative.
+    """
+    w_ternary, scale = ternarize_weights(w)  # (out, in) int8, float32
+    return TernaryWeight(packed=pack_ternary(w_ternary), weight_scale=round_scale_to_bf16(scale))
+
+
+def master_from_ternary(w_ternary: np.ndarray, weight_scale: np.float32) -> np.ndarray:
+    """Latent weights whose absmean ternarisation gives ``w_ternary`` and ``weight_scale``.
+
+    w_ternary:    (out, in) int8 in {-1, 0, +1}
+    weight_scale: float32 scalar, a bf16 value (as every packed checkpoint stores it)
+    returns:      (out, in) uint16 bf16 bits
+
+    Zero codes stay 0. The k nonzero codes of n weights get magnitude about a = n / (k s), so
+    that mean|W| = 1/s and |W s| = n/k >= 1 rounds and clips back to ±1. One bf16 magnitude
+    cannot hit mean|W| = 1/s exactly, so the nonzeros take the two bf16 values a_lo <= a <= a_hi
+    on either side, in the proportion that brings the mean closest to 1/s: the absmean scale of
+    the result then rounds to the bf16 ``weight_scale`` again. With k >= 2 the reachable means
+    are at most half a bf16 step apart, so one lands inside the rounding interval of the scale:
+    exact. With k = 1 the mean moves in whole bf16 steps and the scale may come back one bf16
+    step off; with k = 0 there is no scale to keep (the outputs are zero whatever the scale) and
+    the tensor comes back as zeros.
+    """
+    w_ternary = np.asarray(w_ternary, dtype=np.int8)
+    nonzero = w_ternary != 0  # (out, in)
+    count, total = int(nonzero.sum()), w_ternary.size
+    if count == 0:
+        return np.zeros(w_ternary.shape, np.uint16)
+    target_mean = 1.0 / float(weight_scale)  # mean|W| wanted, float64
+    exact = target_mean * total / count  # the ideal magnitude a, float64
+    lo_bits = float32_to_bf16(np.array([exact], np.float32))[0]
+    if bf16_to_float32(np.array([lo_bits]))[0] > exact:  # round down, so a_lo <= a <= a_hi
+        lo_bits -= np.uint16(1)
+    hi_bits = lo_bits + np.uint16(1)
+    a_lo, a_hi = (float(v) for v in bf16_to_float32(np.array([lo_bits, hi_bits])))
+    # how many of the nonzeros take a_hi: sum = count a_lo + m (a_hi - a_lo) = total / s
+    take_hi = int(np.clip(round((exact - a_lo) * count / (a_hi - a_lo)), 0, count))
+    magnitude = np.full(count, lo_bits, np.uint16)
+    magnitude[:take_hi] = hi_bits
+    sign = np.where(w_ternary[nonzero] < 0, np.uint16(0x8000), np.uint16(0))  # bf16 sign bit
+    bits = np.zeros(w_ternary.shape, np.uint16)  # (out, in), +0.0 where the code is 0
+    bits[nonzero] = magnitude | sign
+    return bits

@@ -1,0 +1,115 @@
+"""A loaded :class:`Weights` -> a model folder in the packed or the bf16-master layout.
+
+Both layouts are tabled in :mod:`minibitnet.checkpoint`. The writer is lossless wherever the
+layout allows it: a norm or a scale that a bf16 number holds exactly is written as BF16, any
+other as F32 (both layouts accept F32 there), so converting a checkpoint to another format and
+back gives the same bytes. Projections go through :func:`minibitnet.packing.pack_ternary`
+(packed) or :func:`minibitnet.master.master_from_ternary` (masters), one tensor in memory at a
+time; files are written atomically, model.safetensors before config.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import MASTERS, PACKED, WEIGHTS_FILE, expected_tensors
+from .config import ModelConfig
+from .files import atomic_write_text
+from .master import master_from_ternary
+from .packing import unpack_ternary
+from .safetensors import TensorSpec, bf16_to_float32, float32_to_bf16, write_safetensors
+from .weights import TernaryWeight, Weights
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+NORMS = ("input_layernorm", "post_attention_layernorm", "attn_sub_norm", "ffn_sub_norm")
+
+
+def is_bf16_exact(values: np.ndarray) -> bool:
+    """True if every float32 value is a bfloat16 value (so BF16 stores it without loss)."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    return bool(np.array_equal(bf16_to_float32(float32_to_bf16(values)), values))
+
+
+def named_tensor(weights: Weights, name: str) -> np.ndarray | TernaryWeight:
+    """The value behind a Hugging Face tensor name: bf16 bits (embedding, head), a float32
+    norm, or the TernaryWeight of ``...{q,k,v,o,gate,up,down}_proj`` (name without .weight)."""
+    if name == "model.embed_tokens.weight":
+        return weights.embed_tokens
+    if name == "lm_head.weight":
+        assert weights.lm_head is not None
+        return weights.lm_head
+    if name == "model.norm.weight":
+        return weights.norm
+    _, _, n, *_, field, _ = name.split(".")  # model.layers.N.<self_attn|mlp>.field.weight
+    value: np.ndarray | TernaryWeight = getattr(weights.layers[int(n)], field)
+    return value
+
+
+def _float_spec(name: str, value: np.ndarray) -> TensorSpec:
+    dtype = "BF16" if is_bf16_exact(value) else "F32"
+    return TensorSpec(name, dtype, tuple(value.shape))
+
+
+def tensor_specs(config: ModelConfig, weights: Weights, layout: str) -> list[TensorSpec]:
+    """The tensors of the folder, in file order, with the dtype each will be written in."""
+    specs = []
+    for name, (shape, dtypes) in expected_tensors(config, weights.lm_head is not None,
+                                                  layout).items():
+        if name.endswith(".weight_scale"):
+            weight = named_tensor(weights, name.removesuffix("_scale"))
+            assert isinstance(weight, TernaryWeight)
+            specs.append(_float_spec(name, np.array([weight.weight_scale], np.float32)))
+        elif len(shape) == 1:  # a norm
+            value = named_tensor(weights, name)
+            assert isinstance(value, np.ndarray)
+            specs.append(_float_spec(name, value))
+        else:  # projections (U8 packed or BF16 masters), embedding and head (BF16)
+            specs.append(TensorSpec(name, dtypes[0], shape))
+    return specs
+
+
+def _produce(weights: Weights) -> Callable[[TensorSpec], np.ndarray]:
+    def produce(spec: TensorSpec) -> np.ndarray:
+        if spec.name.endswith(".weight_scale"):
+            weight = named_tensor(weights, spec.name.removesuffix("_scale"))
+            assert isinstance(weight, TernaryWeight)
+            value = np.array([weight.weight_scale], np.float32)  # (1,)
+        else:
+            found = named_tensor(weights, spec.name)
+            if isinstance(found, TernaryWeight):
+                if spec.dtype == "U8":
+                    return np.asarray(found.packed)  # (out/4, in) uint8
+                w_ternary = unpack_ternary(np.asarray(found.packed))  # (out, in) int8
+                return master_from_ternary(w_ternary, found.weight_scale)  # (out, in) bf16
+            if found.dtype == np.uint16:  # embedding or head: bf16 bits, kept as they are
+                return np.asarray(found)
+            value = found  # a norm, float32
+        return float32_to_bf16(value) if spec.dtype == "BF16" else value.astype(np.float32)
+    return produce
+
+
+def write_safetensors_model(out_dir: str | Path, config: ModelConfig, weights: Weights,
+                            layout: str = PACKED,
+                            on_bytes: Callable[[int], None] | None = None) -> Path:
+    """Write config.json and model.safetensors (layout PACKED or MASTERS) for ``weights``.
+
+    on_bytes: called after each tensor is written, with its size in bytes (for a progress bar)
+    returns:  the model folder
+    """
+    if layout not in (PACKED, MASTERS):
+        raise ValueError(f"layout {layout!r}: expected {PACKED!r} or {MASTERS!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_safetensors(out_dir / WEIGHTS_FILE, tensor_specs(config, weights, layout),
+                      _produce(weights), on_bytes=on_bytes)
+    atomic_write_text(out_dir / "config.json", json.dumps(config.to_json_dict(), indent=2) + "\n")
+    return out_dir
+
+
+def safetensors_bytes(config: ModelConfig, weights: Weights, layout: str = PACKED) -> int:
+    """Size of the data section :func:`write_safetensors_model` writes (for a progress bar)."""
+    return sum(spec.num_bytes for spec in tensor_specs(config, weights, layout))
