@@ -1,0 +1,197 @@
+"""GGUF v3 and I2_S: the layout by hand, round trips as properties, models that agree bit for bit."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minibitnet
+from minibitnet.checkpoint import load_weights
+from minibitnet.errors import CheckpointError
+from minibitnet.gguf import (
+    ARRAY, BF16, BOOL, F16, F32, FLOAT32, FLOAT64, I2_S, INT8, INT16, INT32, INT64, STRING,
+    UINT8, UINT16, UINT32, UINT64, GGUFFile, TensorToWrite, write_gguf,
+)
+from minibitnet.gguf_checkpoint import load_gguf, write_gguf_model
+from minibitnet.i2s import pack_i2s, unpack_i2s
+from minibitnet.master import round_scale_to_bf16
+from minibitnet.model import Model
+from minibitnet.safetensors import bf16_to_float32
+from format_builders import FORMAT_SHAPES, build_i2s_packed
+
+BACKENDS = ["reference", "fast"]
+PROMPT = [1, 5, 17, 3, 99, 42, 8]
+
+
+# ---- I2_S ----
+
+
+def test_i2s_block_worked_by_hand():
+    # the module docstring: weights 0, 32, 64, 96 of a block are +1, -1, 0, +1 -> byte 0x86
+    w = np.zeros((1, 128), np.int8)
+    w[0, [0, 32, 64, 96]] = [1, -1, 0, 1]
+    data = pack_i2s(w, np.float32(0.5))
+    assert data.shape == (128 // 4 + 32,)
+    assert data[0] == 0x86
+    assert np.all(data[1:32] == 0b01_01_01_01)  # all other weights 0: code 1 in every pair
+    assert data[32:36].tobytes() == struct.pack("<f", 0.5) and not data[36:].any()
+
+
+@st.composite
+def i2s_matrices(draw: st.DrawFn) -> np.ndarray:
+    """(out, in) int8 in {-1, 0, +1} with in a multiple of 128."""
+    rows, blocks = draw(st.integers(1, 6)), draw(st.integers(1, 3))
+    return draw(hnp.arrays(np.int8, (rows, 128 * blocks), elements=st.integers(-1, 1)))
+
+
+@given(w=i2s_matrices(), scale=st.floats(2.0**-100, 2.0**100, width=32))
+def test_i2s_unpack_inverts_pack(w, scale):
+    data = pack_i2s(w, np.float32(scale))
+    assert data.shape == (w.size // 4 + 32,)
+    w_back, scale_back = unpack_i2s(data, *w.shape)
+    assert np.array_equal(w_back, w) and scale_back == np.float32(scale)
+
+
+def test_i2s_refuses_rows_that_are_not_whole_blocks():
+    with pytest.raises(ValueError, match="cannot pack 100 weights a row as I2_S: expected a "
+                                         "multiple of 128"):
+        pack_i2s(np.zeros((4, 100), np.int8), np.float32(1.0))
+
+
+def test_inverse_scale_rounded_to_bf16_gives_back_every_bf16_weight_scale():
+    # every positive bf16 scale from 2^-100 to 2^100: written as float32(1 / s), read back as
+    # bf16(1 / that) -- the subtle: comment of gguf_checkpoint.py
+    bits = np.arange(0x0D80, 0x7180, dtype=np.uint16)  # bf16 patterns of 2^-100 ... 2^100
+    for s in bf16_to_float32(bits):
+        i2s_scale = np.float32(1.0 / float(s))
+        assert round_scale_to_bf16(np.float32(1.0 / float(i2s_scale))) == s
+
+
+# ---- the GGUF container ----
+
+
+def handmade_gguf(path: Path) -> Path:
+    """A GGUF file written byte by byte from the spec: two metadata keys, one F32 tensor."""
+    def string(text: str) -> bytes:
+        return struct.pack("<Q", len(text)) + text.encode()
+
+    header = b"GGUF" + struct.pack("<IQQ", 3, 1, 2)
+    header += string("general.architecture") + struct.pack("<I", STRING) + string("test")
+    header += string("numbers") + struct.pack("<IIQ", ARRAY, INT16, 3) + struct.pack("<3h", 1, -2, 3)
+    header += string("x") + struct.pack("<I", 2) + struct.pack("<2Q", 3, 2)  # dims [3, 2]
+    header += struct.pack("<IQ", F32, 0)
+    padding = b"\0" * (-len(header) % 32)
+    data = np.arange(6, dtype="<f4").tobytes()  # NumPy shape (2, 3)
+    path.write_bytes(header + padding + data)
+    return path
+
+
+def test_reader_reads_a_file_made_by_hand(tmp_path):
+    file = GGUFFile(handmade_gguf(tmp_path / "hand.gguf"))
+    assert file.version == 3 and file.alignment == 32
+    assert file.metadata["general.architecture"] == "test"
+    assert file.metadata["numbers"].tolist() == [1, -2, 3]
+    assert file.tensors["x"].dims == (3, 2) and file.tensors["x"].shape == (2, 3)
+    assert np.array_equal(file.array("x"), np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+METADATA = {
+    "general.architecture": (STRING, "test ünïcode"),
+    "general.alignment": (UINT32, 64),
+    "u8": (UINT8, 255), "i8": (INT8, -128), "u16": (UINT16, 65535), "i16": (INT16, -32768),
+    "u32": (UINT32, 2**32 - 1), "i32": (INT32, -2**31), "u64": (UINT64, 2**64 - 1),
+    "i64": (INT64, -2**63), "f32": (FLOAT32, 0.5), "f64": (FLOAT64, 1e-300), "flag": (BOOL, True),
+    "words": (ARRAY, (STRING, ["a", "", "ĠHello"])),
+    "nested": (ARRAY, (ARRAY, [(INT32, [1, 2]), (INT32, [])])),
+    "empty": (ARRAY, (FLOAT32, [])),
+}
+
+
+def test_writer_and_reader_round_trip_every_value_type_and_tensor_type(tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.integers(-1, 2, (8, 256)).astype(np.int8)
+    tensors = {
+        "f32": (F32, (5,), rng.standard_normal(5).astype("<f4")),
+        "f16": (F16, (3, 2), rng.standard_normal((2, 3)).astype("<f2")),
+        "bf16": (BF16, (4, 3), rng.integers(0, 2**15, (3, 4)).astype("<u2")),
+        "i2s": (I2_S, (256, 8), pack_i2s(w, np.float32(0.25))),
+    }
+    write_gguf(tmp_path / "all.gguf", METADATA,
+               [TensorToWrite(name, dims, kind, lambda value=value: value)
+                for name, (kind, dims, value) in tensors.items()])
+    file = GGUFFile(tmp_path / "all.gguf")
+    assert file.alignment == 64
+    for key, (kind, value) in METADATA.items():
+        if kind != ARRAY:
+            assert file.metadata[key] == value and file.value_types[key] == kind, key
+    assert file.metadata["words"] == ["a", "", "ĠHello"]
+    assert [a.tolist() for a in file.metadata["nested"]] == [[1, 2], []]
+    assert file.metadata["empty"].size == 0
+    for name, (kind, dims, value) in tensors.items():
+        assert file.tensors[name].offset % 64 == 0
+        if kind == I2_S:
+            assert np.array_equal(unpack_i2s(file.raw(name), 8, 256)[0], w)
+        else:
+            assert np.array_equal(file.array(name), value), name
+
+
+# ---- models ----
+
+
+@pytest.fixture(scope="module", params=["i2s", "i2s-untied"])
+def packed_and_gguf(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(request.param)
+    packed = build_i2s_packed(root / "packed", request.param, seed=5)
+    config = minibitnet.load(packed).config
+    path = write_gguf_model(root / "model.gguf", config, load_weights(packed))
+    return packed, path
+
+
+def test_gguf_config_equals_the_packed_config(packed_and_gguf):
+    packed, path = packed_and_gguf
+    config, _ = load_gguf(path)
+    assert config == minibitnet.load(packed).config
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gguf_and_packed_give_identical_logits(packed_and_gguf, backend):
+    packed, path = packed_and_gguf
+    config, weights = load_gguf(path)
+    from_gguf = Model(config, weights, backend=backend).logits(PROMPT)
+    assert np.array_equal(from_gguf, minibitnet.load(packed, backend=backend).logits(PROMPT))
+    assert np.array_equal(from_gguf, minibitnet.load(packed).logits(PROMPT))  # = reference
+
+
+def test_gguf_weights_equal_the_packed_weights(packed_and_gguf):
+    packed, path = packed_and_gguf
+    _, weights = load_gguf(path)
+    expected = load_weights(packed)
+    assert np.array_equal(weights.embed_tokens, expected.embed_tokens)
+    for layer, other in zip(weights.layers, expected.layers):
+        for field in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                      "down_proj"):
+            mine, theirs = getattr(layer, field), getattr(other, field)
+            assert np.array_equal(mine.packed, theirs.packed), field
+            assert mine.weight_scale == theirs.weight_scale, field
+        assert np.array_equal(layer.ffn_sub_norm, other.ffn_sub_norm)
+
+
+def test_writing_a_model_whose_rows_are_not_whole_blocks_is_refused(tmp_path):
+    packed = build_i2s_packed(tmp_path / "p", "tiny")  # hidden size 64
+    config = minibitnet.load(packed).config
+    with pytest.raises(CheckpointError, match=r"cannot write I2_S, hidden_size is 64, expected "
+                                              r"a multiple of 128"):
+        write_gguf_model(tmp_path / "out.gguf", config, load_weights(packed))
+    assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_shapes_used_here_are_whole_blocks():
+    for name in ("i2s", "i2s-untied"):
+        config = FORMAT_SHAPES[name]
+        assert config.hidden_size % 128 == 0 and config.intermediate_size % 128 == 0
