@@ -47,3 +47,29 @@ def test_make_checkpoint_list_shows_every_shape():
     for name in ("tiny", "2b4t", "125M", "350M", "1.5B", "3.3B", "7B", "13B"):
         assert f"\n{name} " in result.stdout
     assert "2,412,820,480" in result.stdout  # the 2B4T parameter count
+
+
+def test_only_shapes_with_llamas_vocabulary_get_a_tokenizer():
+    from minibitnet.commands.make_checkpoint import _has_llama3_vocabulary
+    from minibitnet.shapes import SHAPES
+
+    assert [name for name in SHAPES if _has_llama3_vocabulary(name)] == ["2b4t"]
+
+
+def test_the_2b4t_tokenizer_fits_the_2b4t_config(tmp_path):
+    """The made-up 128k tokenizer has the 2B4T ids: BOS 128000, <|eot_id|> 128009, 128256 in
+    all, and Hugging Face tokenizers reads it as minibitnet does."""
+    from minibitnet.shapes import get_shape
+    from minibitnet.synthetic_tokenizer import LLAMA3_VOCAB, synthetic_vocab, write_tokenizer
+    from minibitnet.tokenizer import load
+
+    write_tokenizer(tmp_path, synthetic_vocab(LLAMA3_VOCAB))
+    ours = load(tmp_path)
+    config = get_shape("2b4t")
+    assert ours.vocab_size == config.vocab_size == 128_256
+    assert ours.bos_id == config.bos_token_id == 128_000
+    assert ours.special_ids["<|eot_id|>"] == 128_009
+    text = "Hello, world! It's 2026 <|eot_id|> and\n\tthe café is open."
+    tokenizers = __import__("pytest").importorskip("tokenizers")
+    oracle = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    assert ours.encode(text) == oracle.encode(text, add_special_tokens=False).ids

@@ -12,6 +12,7 @@ from ..errors import ArgumentError
 from ..progress import ProgressBar
 from ..shapes import SHAPES, count_parameters, get_shape
 from ..synthetic import checkpoint_bytes, write_checkpoint
+from ..synthetic_tokenizer import LLAMA3_SPECIAL_TOKENS, LLAMA3_VOCAB, synthetic_vocab, write_tokenizer
 
 # room left on the disk beyond the file itself (the temporary file is the file; this is slack)
 SPARE_BYTES = 64 * 1024 * 1024
@@ -26,7 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                     "weights, bf16 scales, norms and tied embedding). Weights are absmean "
                     "ternarisations of random Gaussian latents with per-tensor scales that keep "
                     "activations in a plausible range. The file is streamed to disk with a "
-                    "progress bar on stderr and renamed into place only when complete.",
+                    "progress bar on stderr and renamed into place only when complete. A shape "
+                    "with LLaMA-3's vocabulary size (2b4t) also gets tokenizer.json and "
+                    "tokenizer_config.json: a made-up 128,000-token byte-level BPE in LLaMA-3's "
+                    "exact format, so generate, chat and eval run on it end to end.",
         epilog="shapes: " + ", ".join(SHAPES) + ". Example: minibitnet make-checkpoint "
                "--shape 2b4t --out /tmp/2b4t  (1.18 GB, about a minute)",
     )
@@ -50,6 +54,13 @@ def _list_shapes() -> None:
               f"{config.intermediate_size:6d} {config.num_attention_heads:5d} "
               f"{config.num_key_value_heads:3d} {config.vocab_size:7d} {total:14,d} "
               f"{checkpoint_bytes(config) / 1e6:9.1f}")
+
+
+def _has_llama3_vocabulary(shape: str) -> bool:
+    """Whether the shape's embedding has LLaMA-3's rows, with <|begin_of_text|> as BOS."""
+    config = SHAPES[shape]
+    return (config.vocab_size == LLAMA3_VOCAB + len(LLAMA3_SPECIAL_TOKENS)
+            and config.bos_token_id == LLAMA3_VOCAB)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,5 +88,9 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar(total, WEIGHTS_FILE)
     write_checkpoint(out_dir, config, seed=args.seed, on_bytes=bar.update)
     bar.close()
+    if _has_llama3_vocabulary(args.shape):
+        print("writing tokenizer.json (a made-up 128,000-token vocabulary in LLaMA-3's format)",
+              file=sys.stderr)
+        write_tokenizer(out_dir, synthetic_vocab(LLAMA3_VOCAB, seed=args.seed))
     print(out_dir)
     return 0
