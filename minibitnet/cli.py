@@ -19,7 +19,8 @@ from typing import NoReturn
 from .errors import MinibitnetError, one_line
 
 # Subcommand modules under minibitnet.commands, in the order --help lists them.
-COMMANDS = ["generate", "chat", "info", "ops", "make-checkpoint", "train", "eval", "bench"]
+COMMANDS = ["generate", "chat", "info", "convert", "ops", "make-checkpoint", "train", "eval",
+            "bench"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .backend import available_backends, get_backend
-from .checkpoint import load_weights
-from .config import load_config
 from .errors import ConfigError
+from .formats import read_model
 from .model import Model
 
 # The model that ships inside the package, used when no path is given.
@@ -35,12 +34,14 @@ def model_folder(path: str | Path | None) -> Path:
 def load(path: str | Path | None = None, backend: str = "reference") -> Model:
     """Load a BitNet b1.58 model folder (config.json + model.safetensors), memory-mapped.
 
+    The folder may also hold bf16 master weights or a bitnet.cpp I2_S .gguf file instead
+    (formats.py says how each is recognised).
+
     path:    the folder; None loads the built-in model
     backend: a name from ``minibitnet info`` ("reference", "fast", "fast:lut", ...)
     """
     if backend not in {info.name for info in available_backends()}:
         get_backend(backend)  # raises ArgumentError listing the valid names, before any reading
     model_dir = model_folder(path)
-    config = load_config(model_dir)
-    weights = load_weights(model_dir, config)
+    config, weights, _ = read_model(model_dir)
     return Model(config, weights, backend=backend)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,7 @@ from hypothesis.extra import numpy as hnp
 
 import minibitnet
 from minibitnet.checkpoint import load_weights
+from minibitnet.cli import main
 from minibitnet.errors import CheckpointError
 from minibitnet.gguf import (
     ARRAY, BF16, BOOL, F16, F32, FLOAT32, FLOAT64, I2_S, INT8, INT16, INT32, INT64, STRING,
@@ -195,3 +200,179 @@ def test_shapes_used_here_are_whole_blocks():
     for name in ("i2s", "i2s-untied"):
         config = FORMAT_SHAPES[name]
         assert config.hidden_size % 128 == 0 and config.intermediate_size % 128 == 0
+
+
+# ---- corrupt files: one clean line through `minibitnet info --model DIR` ----
+
+
+def _field_position(raw: bytes, name: str) -> int:
+    """Byte position just after the tensor info name ``name`` (at its n_dims field)."""
+    encoded = struct.pack("<Q", len(name)) + name.encode()
+    position = raw.index(encoded)
+    return position + len(encoded)
+
+
+def patch_tensor_field(name: str, field: str, value: int) -> Callable[[bytes], bytes]:
+    """Overwrite the 'type' (u32) or 'offset' (u64) of tensor ``name``'s info."""
+    def mutate(raw: bytes) -> bytes:
+        position = _field_position(raw, name)
+        (n_dims,) = struct.unpack_from("<I", raw, position)
+        type_at = position + 4 + 8 * n_dims
+        at, fmt = (type_at, "<I") if field == "type" else (type_at + 4, "<Q")
+        return raw[:at] + struct.pack(fmt, value) + raw[at + struct.calcsize(fmt):]
+    return mutate
+
+
+def shift_tensor_offset(name: str, delta: int) -> Callable[[bytes], bytes]:
+    def mutate(raw: bytes) -> bytes:
+        position = _field_position(raw, name)
+        (n_dims,) = struct.unpack_from("<I", raw, position)
+        at = position + 4 + 8 * n_dims + 4
+        (offset,) = struct.unpack_from("<Q", raw, at)
+        return raw[:at] + struct.pack("<Q", offset + delta) + raw[at + 8:]
+    return mutate
+
+
+def copy_offset(source: str, target: str) -> Callable[[bytes], bytes]:
+    """Point tensor ``target`` at the bytes of ``source`` (same size), so the two overlap."""
+    def mutate(raw: bytes) -> bytes:
+        position = _field_position(raw, source)
+        (n_dims,) = struct.unpack_from("<I", raw, position)
+        (offset,) = struct.unpack_from("<Q", raw, position + 4 + 8 * n_dims + 4)
+        return patch_tensor_field(target, "offset", offset)(raw)
+    return mutate
+
+
+def replace_once(old: bytes, new: bytes) -> Callable[[bytes], bytes]:
+    assert len(old) == len(new)
+    return lambda raw: raw.replace(old, new, 1)
+
+
+def patch_tensor_data(name: str, at: int | None, value: bytes) -> Callable[[bytes], bytes]:
+    """Overwrite bytes of tensor ``name``'s data; at None: the I2_S scale in its tail."""
+    def mutate(raw: bytes) -> bytes:
+        position = _field_position(raw, name)
+        (n_dims,) = struct.unpack_from("<I", raw, position)
+        dims = struct.unpack_from(f"<{n_dims}Q", raw, position + 4)
+        (offset,) = struct.unpack_from("<Q", raw, position + 4 + 8 * n_dims + 4)
+        data_start = -(-_end_of_infos(raw) // 32) * 32
+        start = data_start + offset + (dims[0] * dims[1] // 4 if at is None else at)
+        return raw[:start] + value + raw[start + len(value):]
+    return mutate
+
+
+def _end_of_infos(raw: bytes) -> int:
+    """End of the tensor infos. The file is ours (write_gguf), whose last info is
+    output_norm.weight, F32 [D]; the data section starts at the next multiple of 32."""
+    position = _field_position(raw, "output_norm.weight")
+    return position + 4 + 8 + 4 + 8
+
+
+METADATA_KEY = b"bitnet-b1.58.block_count"
+ARCH_VALUE = struct.pack("<Q", 12) + b"bitnet-b1.58"
+
+GGUF_CASES = [
+    ("empty file", lambda raw: b"", "file ends at byte 0 inside the magic number"),
+    ("cut below its counts", lambda raw: raw[:50], "more than a 50-byte file can hold"),
+    ("truncated header", lambda raw: raw[:900], "file ends at byte 900 inside"),
+    ("truncated data", lambda raw: raw[:-100], "runs past the end of the"),
+    ("bad magic", lambda raw: b"GGUG" + raw[4:], "expected the gguf magic"),
+    ("wrong version", lambda raw: raw[:4] + struct.pack("<I", 2) + raw[8:],
+     "is gguf version 2, expected 3"),
+    ("huge metadata count", lambda raw: raw[:16] + struct.pack("<Q", 2**60) + raw[24:],
+     "more than a"),
+    ("huge key length", lambda raw: raw[:24] + struct.pack("<Q", 2**62) + raw[32:],
+     "inside metadata key 0"),
+    ("tensor out of bounds", patch_tensor_field("blk.1.ffn_down.weight", "offset", 2**40),
+     "runs past the end of the"),
+    ("misaligned tensor", shift_tensor_offset("blk.0.attn_q.weight", 1),
+     "expected a multiple of the alignment 32"),
+    ("overlapping tensors", copy_offset("blk.0.attn_norm.weight", "blk.0.ffn_norm.weight"),
+     "overlaps tensor"),
+    ("unknown tensor type", patch_tensor_field("blk.0.attn_k.weight", "type", 99),
+     "has tensor type 99, expected one of"),
+    ("norm given as I2_S", patch_tensor_field("output_norm.weight", "type", 36),
+     "'output_norm.weight' has type i2_s, expected f32 or f16 or bf16"),
+    ("missing tensor", replace_once(b"blk.1.ffn_down.weight", b"blk.1.ffn_dowX.weight"),
+     "missing tensor 'blk.1.ffn_down.weight'"),
+    ("wrong architecture", replace_once(ARCH_VALUE, ARCH_VALUE[:-1] + b"9"),
+     "general.architecture is 'bitnet-b1.59', expected 'bitnet-b1.58'"),
+    ("metadata of the wrong type",
+     lambda raw: raw.replace(METADATA_KEY + struct.pack("<I", UINT32),
+                             METADATA_KEY + struct.pack("<I", FLOAT32), 1),
+     "has type float32, expected an integer"),
+    ("code-3 byte", patch_tensor_data("blk.1.ffn_up.weight", 7, b"\xff"),
+     "holds the invalid code 3"),
+    ("NaN scale", patch_tensor_data("blk.0.attn_v.weight", None, struct.pack("<f", float("nan"))),
+     "i2_s scale nan, expected a finite positive number"),
+    ("negative scale", patch_tensor_data("blk.0.attn_v.weight", None, struct.pack("<f", -1.0)),
+     "i2_s scale -1.0, expected a finite positive number"),
+]
+
+
+@pytest.fixture(scope="module")
+def valid_gguf(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("gguf")
+    packed = build_i2s_packed(root / "packed", "i2s", seed=2)
+    folder = root / "model"
+    folder.mkdir()
+    write_gguf_model(folder / "ggml-model-i2_s.gguf", minibitnet.load(packed).config,
+                     load_weights(packed))
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_the_valid_gguf_passes_info(valid_gguf, capsys):
+    assert main(["info", "--model", str(valid_gguf)]) == 0
+    assert "format:  gguf-i2s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mutate, expect", [case[1:] for case in GGUF_CASES],
+                         ids=[case[0] for case in GGUF_CASES])
+def test_corrupt_gguf_gives_one_clean_line(valid_gguf, tmp_path, capsys, mutate, expect):
+    folder = tmp_path / "model"
+    shutil.copytree(valid_gguf, folder)
+    path = folder / "ggml-model-i2_s.gguf"
+    mutated = mutate(path.read_bytes())
+    assert mutated != path.read_bytes()  # the mutation found its target
+    path.write_bytes(mutated)
+    before = snapshot(folder)
+    assert main(["info", "--model", str(folder)]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and stderr.startswith("minibitnet: error: "), stderr
+    assert str(path) in stderr and expect in stderr.lower(), stderr
+    with pytest.raises(CheckpointError):
+        minibitnet.load(folder)
+    assert snapshot(folder) == before  # nothing written, no temporary files
+
+
+def test_two_gguf_files_are_refused_by_name(valid_gguf, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(valid_gguf, folder)
+    shutil.move(folder / "ggml-model-i2_s.gguf", folder / "a.gguf")
+    shutil.copy(folder / "a.gguf", folder / "b.gguf")
+    assert main(["info", "--model", str(folder)]) == 1
+    assert "holds 2 .gguf files (a.gguf, b.gguf), expected one" in capsys.readouterr().err
+
+
+def test_the_installed_command_reports_a_corrupt_gguf_without_traceback(valid_gguf, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(valid_gguf, folder)
+    path = folder / "ggml-model-i2_s.gguf"
+    path.write_bytes(path.read_bytes()[:-100])
+    result = subprocess.run([sys.executable, "-m", "minibitnet.cli", "info", "--model",
+                             str(folder)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "truncated?" in result.stderr
+
+
+def test_i2s_rows_that_are_not_whole_blocks_are_refused_on_read(tmp_path):
+    tensor = TensorToWrite("w", (100, 4), I2_S, lambda: np.zeros(100 + 32, np.uint8))
+    write_gguf(tmp_path / "rows.gguf", {}, [tensor])
+    with pytest.raises(CheckpointError, match=r"rows.gguf: tensor 'w' is I2_S with rows of 100 "
+                                              r"weights, expected a multiple of 128"):
+        GGUFFile(tmp_path / "rows.gguf")

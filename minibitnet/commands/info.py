@@ -7,8 +7,10 @@ import math
 from pathlib import Path
 
 from ..backend import available_backends
-from ..checkpoint import WEIGHTS_FILE, load_weights
-from ..config import load_config
+from ..checkpoint import MASTERS, WEIGHTS_FILE
+from ..config import ModelConfig
+from ..formats import DESCRIPTIONS, GGUF, find_gguf, read_model
+from ..gguf import I2_S, GGUFFile
 from ..loader import model_folder
 from ..safetensors import STORAGE_DTYPES, read_header
 
@@ -24,13 +26,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                     "scales, norms), so info also vets a downloaded or hand-edited checkpoint.",
     )
     parser.add_argument("--model", metavar="DIR",
-                        help="model folder with config.json and model.safetensors "
+                        help="model folder: config.json and model.safetensors (packed ternary "
+                             "or bf16 master weights), or one bitnet.cpp I2_S .gguf file "
                              "(default: the built-in model)")
     parser.set_defaults(run=run)
 
 
-def _part_of(name: str) -> str:
+def _part_of(name: str, layout: str) -> str:
     if name.endswith("_proj.weight") or name.endswith(".weight_scale"):
+        if layout == MASTERS:
+            return "ternary projections (bf16 masters)"
         return "ternary projections (packed 2-bit + scales)"
     if name == "model.embed_tokens.weight":
         return "token embedding"
@@ -39,26 +44,66 @@ def _part_of(name: str) -> str:
     return "norms"
 
 
-def _describe_model(model_dir: Path) -> None:
-    config = load_config(model_dir)
-    load_weights(model_dir, config)  # every check a load makes, so info also vets a checkpoint
-    tensors, metadata, _ = read_header(model_dir / WEIGHTS_FILE)
-    print(f"model:   {model_dir}")
-    print(f"format:  Hugging Face BitNet b1.58 (model_type bitnet, offline packed uint8 ternary, "
-          f"{'tied' if 'lm_head.weight' not in tensors else 'untied'} head), "
-          f"{len(tensors)} tensors")
-    print("config:")
-    for key, value in config.to_json_dict().items():
-        if key not in ("architectures", "quantization_config"):
-            print(f"  {key:26s} {value}")
+def _gguf_part_of(name: str, ggml_type: int) -> str:
+    if ggml_type == I2_S:
+        return "ternary projections (I2_S 2-bit + scales)"
+    if name == "token_embd.weight":
+        return "token embedding"
+    if name == "output.weight":
+        return "output head (untied)"
+    return "norms"
+
+
+def _safetensors_parts(model_dir: Path, layout: str) -> tuple[dict[str, tuple[int, int]], int]:
+    """(part -> (parameters, bytes), tensor count) of model.safetensors."""
+    tensors, _, _ = read_header(model_dir / WEIGHTS_FILE)
     parts: dict[str, tuple[int, int]] = {}
     for name, info in tensors.items():
         count = info.num_elements * (4 if info.dtype == "U8" and name.endswith(".weight") else 1)
         if name.endswith(".weight_scale"):
             count = 0  # a scale is not a parameter of the network
         nbytes = info.num_elements * STORAGE_DTYPES[info.dtype].itemsize
-        old_count, old_bytes = parts.get(_part_of(name), (0, 0))
-        parts[_part_of(name)] = (old_count + count, old_bytes + nbytes)
+        old_count, old_bytes = parts.get(_part_of(name, layout), (0, 0))
+        parts[_part_of(name, layout)] = (old_count + count, old_bytes + nbytes)
+    return parts, len(tensors)
+
+
+def _gguf_parts(path: Path) -> tuple[dict[str, tuple[int, int]], int]:
+    """(part -> (parameters, bytes), tensor count) of a GGUF file."""
+    file = GGUFFile(path)
+    parts: dict[str, tuple[int, int]] = {}
+    for name, info in file.tensors.items():
+        count = math.prod(info.dims)
+        old_count, old_bytes = parts.get(_gguf_part_of(name, info.ggml_type), (0, 0))
+        parts[_gguf_part_of(name, info.ggml_type)] = (old_count + count,
+                                                      old_bytes + info.num_bytes)
+    return parts, len(file.tensors)
+
+
+def _describe_model(model_dir: Path) -> None:
+    # every check a load makes, so info also vets a checkpoint
+    config, _, layout = read_model(model_dir)
+    gguf_path = find_gguf(model_dir) if layout == GGUF else None
+    if gguf_path is not None:
+        parts, tensor_count = _gguf_parts(gguf_path)
+    else:
+        parts, tensor_count = _safetensors_parts(model_dir, layout)
+    print(f"model:   {model_dir}" + (f" ({gguf_path.name})" if gguf_path is not None else ""))
+    print(f"format:  {layout}: {DESCRIPTIONS[layout]} "
+          f"({'tied' if config.tie_word_embeddings else 'untied'} head), "
+          f"{tensor_count} tensors")
+    _print_config(config)
+    _print_parts(parts)
+
+
+def _print_config(config: ModelConfig) -> None:
+    print("config:")
+    for key, value in config.to_json_dict().items():
+        if key not in ("architectures", "quantization_config"):
+            print(f"  {key:26s} {value}")
+
+
+def _print_parts(parts: dict[str, tuple[int, int]]) -> None:
     total_count = sum(c for c, _ in parts.values())
     total_bytes = sum(b for _, b in parts.values())
     print("parameters and bytes:")
