@@ -61,6 +61,7 @@ from .weights import LayerWeights, TernaryWeight, Weights
 GGUF_FILE = "ggml-model-i2_s.gguf"
 ARCHITECTURE = "bitnet-b1.58"
 FLOAT_TENSOR_TYPES = (F32, F16, BF16)
+_TABLE_ROWS = 4096  # embedding rows rounded to bf16 at a time (40 MB of float32 at D = 2560)
 
 # LayerWeights field -> the GGUF tensor name within blk.N
 LAYER_TENSORS = {
@@ -183,10 +184,18 @@ def _float32(file: GGUFFile, name: str) -> np.ndarray:
 
 
 def _bf16_table(file: GGUFFile, name: str) -> np.ndarray:
-    """(V, D) bf16 bits: a view when the file holds BF16, else rounded from F16 / F32."""
+    """(V, D) bf16 bits: a view when the file holds BF16, else rounded from F16 / F32 (ties
+    to even), a few rows at a time so that no float32 copy of the whole table is made."""
+    values = file.array(name)  # (V, D)
     if file.tensors[name].ggml_type == BF16:
-        return file.array(name)
-    return float32_to_bf16(_float32(file, name))
+        return values
+    table = np.empty(values.shape, np.uint16)  # (V, D) bf16 bits
+    for start in range(0, values.shape[0], _TABLE_ROWS):
+        rows = values[start:start + _TABLE_ROWS].astype(np.float32)  # (chunk, D)
+        if not np.isfinite(rows).all():
+            raise _fail(file, f"tensor '{name}' holds NaN or infinity")
+        table[start:start + _TABLE_ROWS] = float32_to_bf16(rows)
+    return table
 
 
 def _load_projection(file: GGUFFile, name: str) -> TernaryWeight:

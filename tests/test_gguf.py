@@ -435,3 +435,23 @@ def test_a_mutated_gguf_loads_or_gives_a_checkpoint_error(valid_gguf, tmp_path_f
         assert model.logits([1, 2]).shape == (2, model.config.vocab_size)
     except NumericalError:
         pass
+
+
+def test_an_f16_embedding_is_rounded_to_bf16(packed_and_gguf, tmp_path):
+    # bitnet.cpp's converter writes token_embd as F16; the model's table is bf16
+    from minibitnet.gguf_checkpoint import gguf_metadata, gguf_tensors
+    from minibitnet.safetensors import float32_to_bf16
+
+    packed, _ = packed_and_gguf
+    config = minibitnet.load(packed).config
+    weights = load_weights(packed)
+    embedding = bf16_to_float32(np.asarray(weights.embed_tokens)) * np.float32(1 / 3)  # (V, D)
+    tensors = gguf_tensors(config, weights)
+    tensors[0] = TensorToWrite("token_embd.weight", tensors[0].dims, F16,
+                               lambda: embedding.astype("<f2"))
+    write_gguf(tmp_path / "f16.gguf", gguf_metadata(config), tensors)
+    _, loaded = load_gguf(tmp_path / "f16.gguf")
+    expected = float32_to_bf16(embedding.astype(np.float16).astype(np.float32))
+    assert loaded.embed_tokens.dtype == np.uint16
+    assert np.array_equal(loaded.embed_tokens, expected)
+    assert not np.array_equal(expected, weights.embed_tokens)  # the case is not trivial
