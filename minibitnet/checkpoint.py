@@ -26,7 +26,7 @@ float dtype: masters), and masters are ternarised on load by :mod:`minibitnet.ma
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ from .errors import CheckpointError
 from .master import ternarize_master
 from .packing import has_invalid_codes
 from .pages import release_pages
-from .safetensors import SafetensorsFile
+from .safetensors import SafetensorsFile, TensorInfo
 from .weights import LayerWeights, TernaryWeight, Weights
 
 WEIGHTS_FILE = "model.safetensors"
@@ -88,10 +88,10 @@ def _expected_items(config: ModelConfig, has_lm_head: bool, layout: str = PACKED
         yield "lm_head.weight", ((c.vocab_size, d), ("BF16",))
 
 
-def layout_of(file: SafetensorsFile) -> str:
+def layout_of(tensors: Mapping[str, TensorInfo]) -> str:
     """PACKED or MASTERS, from the dtype of the first projection (PACKED when it is absent, so
-    that the packed checks name what is missing)."""
-    info = file.tensors.get(FIRST_PROJECTION)
+    that the packed checks name what is missing). tensors: a safetensors header, by name."""
+    info = tensors.get(FIRST_PROJECTION)
     return MASTERS if info is not None and info.dtype in FLOAT_DTYPES else PACKED
 
 
@@ -166,7 +166,7 @@ def load_weights(model_dir: str | Path, config: ModelConfig | None = None) -> We
         raise CheckpointError(f"{path}: no such file (sharded or .bin checkpoints are not "
                               "supported; expected one model.safetensors)")
     file = SafetensorsFile(path)
-    layout = layout_of(file)
+    layout = layout_of(file.tensors)
     _check_tensors(file, config, layout)
     return Weights(
         embed_tokens=file.array("model.embed_tokens.weight"),

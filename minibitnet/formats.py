@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import FIRST_PROJECTION, FLOAT_DTYPES, MASTERS, PACKED, WEIGHTS_FILE, load_weights
+from .checkpoint import MASTERS, PACKED, WEIGHTS_FILE, layout_of, load_weights
 from .config import ModelConfig, load_config
 from .errors import CheckpointError
 from .gguf_checkpoint import GGUF_FILE, load_gguf
@@ -49,12 +49,6 @@ def find_gguf(model_dir: Path) -> Path | None:
                           f"(or one named {GGUF_FILE})")
 
 
-def _safetensors_layout(model_dir: Path) -> str:
-    tensors, _, _ = read_header(model_dir / WEIGHTS_FILE)
-    info = tensors.get(FIRST_PROJECTION)
-    return MASTERS if info is not None and info.dtype in FLOAT_DTYPES else PACKED
-
-
 def read_model(model_dir: str | Path) -> tuple[ModelConfig, Weights, str]:
     """Read and check the model in ``model_dir``, whatever its format.
 
@@ -68,4 +62,4 @@ def read_model(model_dir: str | Path) -> tuple[ModelConfig, Weights, str]:
         return config, weights, GGUF
     config = load_config(model_dir)
     weights = load_weights(model_dir, config)  # every check, and the layout, happen here
-    return config, weights, _safetensors_layout(model_dir)
+    return config, weights, layout_of(read_header(model_dir / WEIGHTS_FILE)[0])
