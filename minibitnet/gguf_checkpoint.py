@@ -17,7 +17,8 @@ reversed, e.g. [D, V] for the embedding)::
 Metadata (prefix ``bitnet-b1.58.``): embedding_length (D), block_count, feed_forward_length (F),
 attention.head_count (H), attention.head_count_kv (K, default H),
 attention.layer_norm_rms_epsilon, rope.freq_base (default 10000, as llama.cpp),
-context_length; ``tokenizer.ggml.bos_token_id`` / ``eos_token_id`` when present. V is the
+context_length; ``tokenizer.ggml.bos_token_id`` / ``eos_token_id`` / ``eot_token_id`` when
+present (the stop ids are EOS then EOT, so config.json's eos_token_id keeps at most two). V is the
 embedding's row count. Names as gguf-py's ``MODEL_ARCH.BITNET`` tensor table and bitnet.cpp's
 ``utils/convert-hf-to-gguf-bitnet.py``.
 
@@ -34,7 +35,7 @@ converts to or from give bit-identical logits. A scale that was not the inverse 
 number moves by at most 2^-9 relative, as it would on conversion to the packed layout.
 Likewise an F16 or F32 embedding is rounded to bf16, the model's table type.
 
-Left out on purpose: the tokenizer metadata (``tokenizer.ggml.*`` tokens and merges) and the
+The tokenizer metadata (``tokenizer.ggml.*``) is gguf_tokenizer.py's. Left out on purpose: the
 TL1/TL2 layouts of bitnet.cpp.
 """
 
@@ -126,10 +127,14 @@ def config_from_gguf(file: GGUFFile) -> ModelConfig:
         "max_position_embeddings": _number(file, p + "context_length", INTEGER_TYPES),
         "tie_word_embeddings": "output.weight" not in file,
     }
-    for field, key in (("bos_token_id", "tokenizer.ggml.bos_token_id"),
-                       ("eos_token_id", "tokenizer.ggml.eos_token_id")):
-        if key in file.metadata:
-            raw[field] = _number(file, key, INTEGER_TYPES)
+    if "tokenizer.ggml.bos_token_id" in file.metadata:
+        raw["bos_token_id"] = _number(file, "tokenizer.ggml.bos_token_id", INTEGER_TYPES)
+    # generation stops at EOS and, when the file names one, at EOT (LLaMA-3's <|eot_id|>)
+    eos = [_number(file, key, INTEGER_TYPES) for key in ("tokenizer.ggml.eos_token_id",
+                                                         "tokenizer.ggml.eot_token_id")
+           if key in file.metadata]
+    if eos:
+        raw["eos_token_id"] = [int(i) for i in dict.fromkeys(eos)]
     # the config checks (heads dividing, sizes multiples of 4, ids in the vocabulary) apply
     # as for config.json; numbers are plain ints there, not NumPy scalars
     raw = {k: (int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v)
@@ -261,8 +266,10 @@ def gguf_metadata(config: ModelConfig) -> dict[str, tuple[int, Any]]:
     }
     if config.bos_token_id is not None:
         metadata["tokenizer.ggml.bos_token_id"] = (UINT32, config.bos_token_id)
-    if config.eos_token_ids:
-        metadata["tokenizer.ggml.eos_token_id"] = (UINT32, config.eos_token_ids[0])
+    # GGUF names one EOS and one EOT token: a third stop id has no key and is not written
+    for key, token_id in zip(("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"),
+                             config.eos_token_ids):
+        metadata[key] = (UINT32, token_id)
     return metadata
 
 
@@ -315,10 +322,15 @@ def check_i2s_shapes(config: ModelConfig, destination: str | Path) -> None:
 
 
 def write_gguf_model(path: str | Path, config: ModelConfig, weights: Weights,
-                     on_bytes: Callable[[int], None] | None = None) -> Path:
-    """Write ``weights`` as a bitnet.cpp I2_S GGUF file (atomically); returns the path."""
+                     on_bytes: Callable[[int], None] | None = None,
+                     extra_metadata: dict[str, tuple[int, Any]] | None = None) -> Path:
+    """Write ``weights`` as a bitnet.cpp I2_S GGUF file (atomically); returns the path.
+
+    extra_metadata: more key -> (value type, value), e.g. the tokenizer (gguf_tokenizer.py)
+    """
     check_i2s_shapes(config, path)
-    write_gguf(path, gguf_metadata(config), gguf_tensors(config, weights), on_bytes)
+    metadata = {**gguf_metadata(config), **(extra_metadata or {})}
+    write_gguf(path, metadata, gguf_tensors(config, weights), on_bytes)
     return Path(path)
 
 

@@ -13,6 +13,7 @@ from minibitnet.cli import main
 from minibitnet.safetensors import SafetensorsFile
 from builders import build_checkpoint
 from format_builders import build_master_checkpoint, build_packed_from_masters
+from tokenizer_builders import build_model_with_tokenizer, syllable_text
 
 BACKENDS = ["reference", "fast"]
 PROMPT = [1, 5, 17, 3, 99, 42, 8]
@@ -26,11 +27,9 @@ def convert(src: Path, dst: Path, target: str, *flags: str) -> int:
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory) -> Path:
     """A synthetic packed checkpoint whose projection inputs are multiples of 128, with a
-    tokenizer file to be carried along."""
-    folder = build_checkpoint(tmp_path_factory.mktemp("src") / "packed", "tiny", seed=9,
-                              hidden_size=128, head_dim=32, intermediate_size=256)
-    (folder / "tokenizer.json").write_text('{"not": "read by convert"}')
-    return folder
+    LLaMA-3-style tokenizer of 500 + 256 tokens."""
+    return build_model_with_tokenizer(tmp_path_factory.mktemp("src") / "packed", seed=9,
+                                      hidden_size=128, head_dim=32, intermediate_size=256)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +44,9 @@ def converted(packed, tmp_path_factory) -> dict[str, Path]:
 
 
 def test_packed_to_gguf_and_back_gives_the_same_files(converted):
-    assert sorted(p.name for p in converted["gguf"].iterdir()) == [GGUF_NAME, "tokenizer.json"]
-    for name in (WEIGHTS_FILE, "config.json", "tokenizer.json"):
+    assert sorted(p.name for p in converted["gguf"].iterdir()) == [
+        GGUF_NAME, "tokenizer.json", "tokenizer_config.json"]
+    for name in (WEIGHTS_FILE, "config.json", "tokenizer.json", "tokenizer_config.json"):
         assert (converted["back"] / name).read_bytes() == (converted["packed"] / name).read_bytes()
 
 
@@ -110,11 +110,12 @@ def test_an_existing_model_is_kept_without_force(packed, tmp_path, capsys):
 def test_force_replaces_a_model_of_another_format(packed, tmp_path):
     assert convert(packed, tmp_path / "out", "safetensors") == 0
     assert convert(packed, tmp_path / "out", "gguf-i2s", "--force") == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [GGUF_NAME, "tokenizer.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        GGUF_NAME, "tokenizer.json", "tokenizer_config.json"]
     assert convert(tmp_path / "out", tmp_path / "out2", "bf16") == 0
     assert convert(tmp_path / "out2", tmp_path / "out", "safetensors", "--force") == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "config.json", WEIGHTS_FILE, "tokenizer.json"]
+        "config.json", WEIGHTS_FILE, "tokenizer.json", "tokenizer_config.json"]
 
 
 def test_bad_destinations_are_one_line_errors(packed, tmp_path, capsys):
@@ -140,3 +141,24 @@ def test_help_lists_the_formats(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert all(target in out for target in ("gguf-i2s", "safetensors", "bf16", "--force"))
+
+
+def test_a_gguf_alone_gives_back_an_equivalent_tokenizer(converted, tmp_path):
+    from minibitnet.gguf import GGUFFile
+    from minibitnet.tokenizer import load as load_tokenizer
+
+    file = GGUFFile(converted["gguf"] / GGUF_NAME)
+    assert file.metadata["tokenizer.ggml.model"] == "gpt2"
+    assert len(file.metadata["tokenizer.ggml.tokens"]) == 756
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / GGUF_NAME).write_bytes((converted["gguf"] / GGUF_NAME).read_bytes())
+    assert convert(alone, tmp_path / "rebuilt", "safetensors") == 0
+    original = load_tokenizer(converted["packed"])
+    rebuilt = load_tokenizer(tmp_path / "rebuilt")
+    text = syllable_text(300, seed=3) + " <|eot_id|> 12345 ,;\n\n  é漢😀"
+    assert rebuilt.encode(text, bos=True) == original.encode(text, bos=True)
+    assert rebuilt.bos_id == original.bos_id and rebuilt.vocab_size == original.vocab_size
+    assert set(original.eos_ids) <= set(rebuilt.eos_ids) | {original.eos_ids[0]}
+    ids = original.encode(text)
+    assert rebuilt.decode(ids) == original.decode(ids)

@@ -1,4 +1,4 @@
-"""GGUF v3 and I2_S: the layout by hand, round trips as properties, models that agree bit for bit."""
+"""GGUF v3 and I2_S: the layout by hand, round trips as properties, models agreeing bit for bit."""
 
 from __future__ import annotations
 
@@ -88,7 +88,8 @@ def handmade_gguf(path: Path) -> Path:
 
     header = b"GGUF" + struct.pack("<IQQ", 3, 1, 2)
     header += string("general.architecture") + struct.pack("<I", STRING) + string("test")
-    header += string("numbers") + struct.pack("<IIQ", ARRAY, INT16, 3) + struct.pack("<3h", 1, -2, 3)
+    header += string("numbers") + struct.pack("<IIQ", ARRAY, INT16, 3)
+    header += struct.pack("<3h", 1, -2, 3)
     header += string("x") + struct.pack("<I", 2) + struct.pack("<2Q", 3, 2)  # dims [3, 2]
     header += struct.pack("<IQ", F32, 0)
     padding = b"\0" * (-len(header) % 32)

@@ -3,23 +3,28 @@
 The source may be any format :mod:`minibitnet.formats` reads; every check of a load is made
 before anything is written. The destination is a folder: config.json + model.safetensors for
 ``safetensors`` (packed) and ``bf16`` (masters), or ggml-model-i2_s.gguf alone for
-``gguf-i2s``. The tokenizer files of the source are copied beside the weights. Every file is
-written atomically (weights first), with a progress bar on stderr; the folder path alone goes to
-stdout.
+``gguf-i2s``. The tokenizer files of the source are copied beside the weights; a GGUF also
+gets the tokenizer in its metadata, and a GGUF source without tokenizer.json beside it gives
+tokenizer.json and tokenizer_config.json rebuilt from its metadata (gguf_tokenizer.py). Every
+file is written atomically (weights first), with a progress bar on stderr; the folder path
+alone goes to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from ..checkpoint import MASTERS, PACKED, WEIGHTS_FILE
 from ..errors import ArgumentError
-from ..files import atomic_write
-from ..formats import GGUF, read_model
+from ..files import atomic_write, atomic_write_text
+from ..formats import GGUF, find_gguf, read_model
+from ..gguf import GGUFFile
 from ..gguf_checkpoint import GGUF_FILE, check_i2s_shapes, gguf_bytes, write_gguf_model
+from ..gguf_tokenizer import read_tokenizer_files, tokenizer_files, tokenizer_metadata
 from ..loader import model_folder
 from ..progress import ProgressBar
 from ..writers import safetensors_bytes, write_safetensors_model
@@ -66,7 +71,17 @@ def _model_files(folder: Path) -> list[Path]:
     return [p for p in named if p.exists()] + sorted(folder.glob("*.gguf"))
 
 
-def _copy_tokenizer(src: Path, dst: Path) -> None:
+def _copy_tokenizer(src: Path, dst: Path, source_format: str) -> None:
+    """Copy the source's tokenizer files; from a GGUF without them, rebuild them from its
+    metadata."""
+    if source_format == GGUF and not (src / "tokenizer.json").exists():
+        gguf_path = find_gguf(src)
+        files = tokenizer_files(GGUFFile(gguf_path)) if gguf_path is not None else None
+        if files is not None:
+            spec, config = files
+            atomic_write_text(dst / "tokenizer.json", json.dumps(spec, ensure_ascii=False))
+            atomic_write_text(dst / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
+        return
     for name in TOKENIZER_FILES:
         if (src / name).is_file():
             with atomic_write(dst / name) as handle:
@@ -87,8 +102,12 @@ def run(args: argparse.Namespace) -> int:
                             "replace the model there")
     config, weights, source_format = read_model(src)
     out_file = dst / (GGUF_FILE if target == GGUF else WEIGHTS_FILE)
+    tokenizer_keys = None
     if target == GGUF:
         check_i2s_shapes(config, out_file)  # before anything is written
+        tokenizer = read_tokenizer_files(src)
+        if tokenizer is not None:
+            tokenizer_keys = tokenizer_metadata(*tokenizer, str(src / "tokenizer.json"))
         total = gguf_bytes(config, weights)
     else:
         total = safetensors_bytes(config, weights, target)
@@ -96,11 +115,12 @@ def run(args: argparse.Namespace) -> int:
     dst.mkdir(parents=True, exist_ok=True)
     bar = ProgressBar(total, out_file.name)
     if target == GGUF:
-        write_gguf_model(out_file, config, weights, on_bytes=bar.update)
+        write_gguf_model(out_file, config, weights, on_bytes=bar.update,
+                         extra_metadata=tokenizer_keys)
     else:
         write_safetensors_model(dst, config, weights, target, on_bytes=bar.update)
     bar.close()
-    _copy_tokenizer(src, dst)
+    _copy_tokenizer(src, dst, source_format)
     written = {out_file, dst / "config.json"} if target != GGUF else {out_file}
     for path in stale:  # a model of another format replaced under --force
         if path not in written:
