@@ -225,7 +225,8 @@ class GGUFFile:
             return DEFAULT_ALIGNMENT
         value = self.metadata["general.alignment"]
         if self.value_types["general.alignment"] != UINT32 or value <= 0 or value & (value - 1):
-            raise cursor.fail(f"general.alignment is {value!r}, expected a UINT32 power of two")
+            shown = repr(value)[:40]  # any value type may sit here, an array included
+            raise cursor.fail(f"general.alignment is {shown}, expected a UINT32 power of two")
         return int(value)
 
     def _check_layout(self, cursor: _Cursor, data_size: int) -> None:

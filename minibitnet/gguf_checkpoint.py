@@ -99,15 +99,26 @@ def _number(file: GGUFFile, key: str, kinds: tuple[int, ...], default: Any = Non
     return file.metadata[key]
 
 
+def _string(file: GGUFFile, key: str, default: str) -> str:
+    """The value of a STRING key; ``default`` when absent."""
+    if key not in file.metadata:
+        return default
+    if file.value_types[key] != STRING:
+        raise _fail(file, f"metadata '{key}' has type {VALUE_TYPE_NAMES[file.value_types[key]]}, "
+                          "expected a string")
+    value: str = file.metadata[key]
+    return value
+
+
 def config_from_gguf(file: GGUFFile) -> ModelConfig:
     """Check the architecture and read the config from the metadata (and the embedding shape)."""
-    arch = file.metadata.get("general.architecture")
-    if arch != ARCHITECTURE or file.value_types.get("general.architecture") != STRING:
-        raise _fail(file, f"general.architecture is {arch!r}, expected '{ARCHITECTURE}'")
-    scaling = file.metadata.get(f"{ARCHITECTURE}.rope.scaling.type", "none")
-    factor = file.metadata.get(f"{ARCHITECTURE}.rope.scaling.factor", 1.0)
+    arch = _string(file, "general.architecture", "")
+    if arch != ARCHITECTURE:
+        raise _fail(file, f"general.architecture is {arch[:40]!r}, expected '{ARCHITECTURE}'")
+    scaling = _string(file, f"{ARCHITECTURE}.rope.scaling.type", "none")
+    factor = _number(file, f"{ARCHITECTURE}.rope.scaling.factor", FLOAT_TYPES, 1.0)
     if scaling not in ("none", "linear") or (scaling == "linear" and factor != 1.0):
-        raise _fail(file, f"RoPE scaling {scaling!r} (factor {factor!r}) is not supported, "
+        raise _fail(file, f"RoPE scaling {scaling[:40]!r} (factor {factor!r}) is not supported, "
                           "expected none")
     embedding = file.tensors.get("token_embd.weight")
     if embedding is None or len(embedding.dims) != 2:

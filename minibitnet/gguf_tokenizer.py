@@ -22,6 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import CheckpointError, TokenizerError
 from .gguf import ARRAY, INT32, STRING, GGUFFile
 from .synthetic_tokenizer import LLAMA3_PATTERN, tokenizer_json
@@ -88,15 +90,19 @@ def tokenizer_files(file: GGUFFile) -> tuple[dict[str, Any], dict[str, Any]] | N
     if "tokenizer.ggml.tokens" not in file.metadata:
         return None
     model, pre = file.metadata.get("tokenizer.ggml.model"), file.metadata.get("tokenizer.ggml.pre")
-    if model != GGML_MODEL or pre != GGML_PRE:
-        raise CheckpointError(f"{file.path}: tokenizer is {model!r} with pre-tokenizer {pre!r}, "
-                              f"expected '{GGML_MODEL}' with '{GGML_PRE}' (LLaMA-3 BPE)")
+    if not isinstance(model, str) or not isinstance(pre, str) or (model, pre) != (GGML_MODEL,
+                                                                                  GGML_PRE):
+        shown = [repr(v)[:40] for v in (model, pre)]
+        raise CheckpointError(f"{file.path}: tokenizer is {shown[0]} with pre-tokenizer "
+                              f"{shown[1]}, expected '{GGML_MODEL}' with '{GGML_PRE}' "
+                              "(LLaMA-3 BPE)")
     tokens = _strings(file, "tokenizer.ggml.tokens")
     types = file.metadata.get("tokenizer.ggml.token_type")
-    if types is None or len(types) != len(tokens):
-        raise CheckpointError(f"{file.path}: metadata 'tokenizer.ggml.token_type' has "
-                              f"{'no' if types is None else len(types)} entries, expected "
-                              f"{len(tokens)} (one per token)")
+    if not isinstance(types, np.ndarray) or types.dtype.kind not in "iu" \
+            or len(types) != len(tokens):
+        found = f"{len(types)} entries" if isinstance(types, np.ndarray) else repr(types)[:40]
+        raise CheckpointError(f"{file.path}: metadata 'tokenizer.ggml.token_type' is {found}, "
+                              f"expected {len(tokens)} integers (one per token)")
     merges = []
     for text in _strings(file, "tokenizer.ggml.merges"):
         left, space, right = text.partition(" ")
@@ -113,7 +119,7 @@ def tokenizer_files(file: GGUFFile) -> tuple[dict[str, Any], dict[str, Any]] | N
     names: dict[str, Any] = {}
     for field in ("bos", "eos"):
         token_id = file.metadata.get(f"tokenizer.ggml.{field}_token_id")
-        if token_id is not None and 0 <= int(token_id) < len(tokens):
+        if isinstance(token_id, int) and 0 <= token_id < len(tokens):
             names[f"{field}_token"] = tokens[int(token_id)]
     # subtle: the post-processor of tokenizer_json names LLaMA-3's <|begin_of_text|> as BOS; it
     # is dropped here (minibitnet reads BOS from tokenizer_config.json, not from it) so that a

@@ -60,8 +60,8 @@ def test_token_types_must_match_the_tokens(tmp_path):
         "tokenizer.ggml.tokens": (ARRAY, (STRING, ["a", "b"])),
         "tokenizer.ggml.token_type": (ARRAY, (INT32, [1])),
         "tokenizer.ggml.merges": (ARRAY, (STRING, []))})
-    with pytest.raises(CheckpointError, match=r"'tokenizer.ggml.token_type' has 1 entries, "
-                                              r"expected 2"):
+    with pytest.raises(CheckpointError, match=r"'tokenizer.ggml.token_type' is 1 entries, "
+                                              r"expected 2 integers"):
         tokenizer_files(file)
 
 
