@@ -563,3 +563,49 @@ def test_ctrl_c_during_generation_keeps_the_text(model_with_tokenizer: Path,
     assert first and process.returncode == 130
     assert "interrupted" in stderr.decode() and "Traceback" not in stderr.decode()
     assert len(first + rest) < 4000 * 8  # stopped early, and what was printed came out
+
+
+# ---- docs/robustness.md lists what every case prints ----
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "robustness.md"
+TABLE_START, TABLE_END = "<!-- cases:start -->", "<!-- cases:end -->"
+
+
+def case_table(valid_model: Path, workdir: Path) -> str:
+    """The markdown table of every case and the line ``minibitnet info --model model`` prints."""
+    import contextlib
+    import io
+
+    rows = ["| Case | Message (`minibitnet info --model model`, exit code 1) |", "|---|---|"]
+    for case in CASES:
+        folder = workdir / "model"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(valid_model, folder)
+        case.mutate(folder)
+        stderr = io.StringIO()
+        with contextlib.chdir(workdir), contextlib.redirect_stderr(stderr), \
+                contextlib.redirect_stdout(io.StringIO()):
+            code = main(["info", "--model", "model"])
+        assert code == 1, case.id
+        message = stderr.getvalue().strip().replace("|", "\\|")
+        rows.append(f"| {case.id} | `{message}` |")
+    return "\n".join(rows)
+
+
+def test_docs_list_every_case(valid_model: Path, tmp_path: Path) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    documented = text[text.index(TABLE_START) + len(TABLE_START):text.index(TABLE_END)].strip()
+    assert documented == case_table(valid_model, tmp_path), (
+        "docs/robustness.md is out of date: run `python tests/test_robustness.py`")
+
+
+if __name__ == "__main__":  # rewrite the table in docs/robustness.md from the cases above
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model = build_checkpoint(Path(scratch) / "valid" / "model", "tiny", seed=3)
+        table = case_table(model, Path(scratch))
+    text = DOC.read_text(encoding="utf-8")
+    head, rest = text.split(TABLE_START)
+    DOC.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{rest.split(TABLE_END)[1]}",
+                   encoding="utf-8")
