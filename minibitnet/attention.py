@@ -8,6 +8,9 @@ Agrees with transformers' ``BitNetAttention`` with eager attention::
     p = softmax(q k^T / sqrt(Hd) + causal mask)      # float32
     out = o_proj(attn_sub_norm(p v))                 # the sub-norm is BitNet's addition to LLaMA
 
+LLaMA-architecture 1.58-bit checkpoints (families.py: llama-bitnet) have no sub-norm there:
+``attn_sub_norm`` is then None and ``p v`` goes straight to o_proj, as in ``LlamaAttention``.
+
 Grouped-query: H query heads share K key/value heads; query head h reads key/value head
 h // (H/K), the order of transformers' ``repeat_kv``. Instead of repeating k and v, the query heads
 are reshaped into (K, H/K) groups, which computes the same numbers without the copies.
@@ -60,11 +63,12 @@ class Attention:
 
     def __init__(self, config: ModelConfig, layer: LayerWeights, kernel: TernaryKernel) -> None:
         self.config = config
-        self.q_proj = BitLinear(layer.q_proj, kernel)  # D -> H*Hd
-        self.k_proj = BitLinear(layer.k_proj, kernel)  # D -> K*Hd
-        self.v_proj = BitLinear(layer.v_proj, kernel)  # D -> K*Hd
-        self.attn_sub_norm = layer.attn_sub_norm  # (H*Hd,)
-        self.o_proj = BitLinear(layer.o_proj, kernel)  # H*Hd -> D
+        eps = config.quant_rms_norm_eps  # of the input norms inside BitLinear, if any
+        self.q_proj = BitLinear(layer.q_proj, kernel, eps)  # D -> H*Hd
+        self.k_proj = BitLinear(layer.k_proj, kernel, eps)  # D -> K*Hd
+        self.v_proj = BitLinear(layer.v_proj, kernel, eps)  # D -> K*Hd
+        self.attn_sub_norm = layer.attn_sub_norm  # (H*Hd,) or None
+        self.o_proj = BitLinear(layer.o_proj, kernel, eps)  # H*Hd -> D
 
     def __call__(self, x: np.ndarray, cos: np.ndarray, sin: np.ndarray,
                  cache: KVCache, layer_index: int) -> np.ndarray:
@@ -82,6 +86,7 @@ class Attention:
         start = cache.length
         keys, values = cache.append(layer_index, k, v.transpose(1, 0, 2))  # (K, S, Hd) each
         out = grouped_query_attention(q, keys, values, start)  # (T, H*Hd)
-        # attention sub-norm, then output projection
-        out = rms_norm(out, self.attn_sub_norm, c.rms_norm_eps)  # (T, H*Hd)
+        # attention sub-norm (when the family has one), then output projection
+        if self.attn_sub_norm is not None:
+            out = rms_norm(out, self.attn_sub_norm, c.rms_norm_eps)  # (T, H*Hd)
         return self.o_proj(out)  # (T, D)

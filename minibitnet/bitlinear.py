@@ -10,6 +10,10 @@ Each product x_q[t, c] * w[r, c] is +x, -x or 0, so the matrix product needs no 
 all; the fast kernels in ``minibitnet.fast`` exploit exactly that. The integer sum is the contract
 every kernel shares: :func:`ternary_matmul` here is the definition, the kernels must return the
 same int32 array bit for bit, and the one float rescale happens afterwards, in this file.
+
+With transformers' ``use_rms_norm`` (BitNetQuantConfig; Falcon-E) the layer first normalises its
+own input, ``x = rms_norm(x, input_norm, eps)`` (a ``LlamaRMSNorm`` of width ``in`` inside
+``BitLinear``), and then proceeds as above.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .norm import rms_norm
 from .packing import unpack_ternary
 from .pages import release_pages
 from .quant import quantize_activations
@@ -61,10 +66,13 @@ class ReferenceKernel:
 class BitLinear:
     """A ternary linear layer: ``y = (x_q @ w_ternary.T) / (act_scale * weight_scale)``."""
 
-    def __init__(self, weight: TernaryWeight, kernel: TernaryKernel) -> None:
+    def __init__(self, weight: TernaryWeight, kernel: TernaryKernel,
+                 norm_eps: float = 1e-6) -> None:
         self.in_features = weight.in_features
         self.out_features = weight.out_features
         self.weight_scale = np.float32(weight.weight_scale)  # w ≈ w_ternary / weight_scale
+        self.input_norm = weight.input_norm  # (in,) float32 or None (no norm inside the layer)
+        self.norm_eps = norm_eps
         self.kernel = kernel
         self.prepared = kernel.prepare(weight.packed)  # the kernel's own weight format
         # the packed bytes were read once, just now; drop their pages of the memory-mapped file
@@ -73,6 +81,8 @@ class BitLinear:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """x: (T, in) float32 -> (T, out) float32."""
+        if self.input_norm is not None:
+            x = rms_norm(x, self.input_norm, self.norm_eps)  # (T, in)
         x_q, act_scale = quantize_activations(x)  # (T, in) int8, (T, 1) float32
         acc = self.kernel.matmul(self.prepared, x_q)  # (T, out) int32, exact
         # subtle: multiply the two scales first, then divide once, as transformers does;

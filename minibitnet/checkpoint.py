@@ -22,18 +22,27 @@ The same file may instead hold bf16 master weights (microsoft/bitnet-b1.58-2B-4T
 ``*_proj.weight`` is BF16 [out, in] and no ``weight_scale`` exists. Which of the two layouts a
 file has is read off the dtype of ``model.layers.0.self_attn.q_proj.weight`` (U8: packed; a
 float dtype: masters), and masters are ternarised on load by :mod:`minibitnet.master`.
+
+The other families (:mod:`minibitnet.families`) change three rows of the table: the sub-norms
+are absent (llama-bitnet) or named ``self_attn.inner_attn_ln`` / ``mlp.ffn_layernorm``
+(1bitllm); with ``use_rms_norm`` each projection carries ``*_proj.rms_norm.weight`` [in], the
+RMSNorm inside transformers' BitLinear; and their embedding and head may be F16 or F32 as well
+(1bitLLM ships fp16), kept in that dtype. A config with ``quantization_mode`` "online" needs
+masters: its scale is recomputed from them in float32 (master.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .config import ModelConfig, load_config
 from .errors import CheckpointError
-from .master import ternarize_master
+from .families import FAMILIES
+from .master import ternarize_master, ternarize_online
 from .packing import has_invalid_codes
 from .pages import release_pages
 from .safetensors import SafetensorsFile, TensorInfo
@@ -65,27 +74,47 @@ def _expected_items(config: ModelConfig, has_lm_head: bool, layout: str = PACKED
     rejected at the first missing tensor instead of after building a billion-entry table."""
     c = config
     d, f, q, kv = c.hidden_size, c.intermediate_size, c.q_size, c.kv_size
-    yield "model.embed_tokens.weight", ((c.vocab_size, d), ("BF16",))
+    table_dtypes = table_dtypes_of(c)
+    yield "model.embed_tokens.weight", ((c.vocab_size, d), table_dtypes)
     yield "model.norm.weight", ((d,), FLOAT_DTYPES)
     projections = {
         "self_attn.q_proj": (q, d), "self_attn.k_proj": (kv, d), "self_attn.v_proj": (kv, d),
         "self_attn.o_proj": (d, q), "mlp.gate_proj": (f, d), "mlp.up_proj": (f, d),
         "mlp.down_proj": (d, f),
     }
-    norms = {"input_layernorm": d, "post_attention_layernorm": d,
-             "self_attn.attn_sub_norm": q, "mlp.ffn_sub_norm": f}
+    norms = {"input_layernorm": d, "post_attention_layernorm": d}
+    attn_sub_norm, ffn_sub_norm = sub_norm_names(c)
+    if attn_sub_norm is not None and ffn_sub_norm is not None:
+        norms.update({attn_sub_norm: q, ffn_sub_norm: f})
     for n in range(c.num_hidden_layers):
         prefix = f"model.layers.{n}."
         for name, size in norms.items():
             yield f"{prefix}{name}.weight", ((size,), FLOAT_DTYPES)
         for name, (out_features, in_features) in projections.items():
+            if c.use_rms_norm:  # the RMSNorm inside transformers' BitLinear, on its input
+                yield f"{prefix}{name}.rms_norm.weight", ((in_features,), FLOAT_DTYPES)
             if layout == MASTERS:
                 yield f"{prefix}{name}.weight", ((out_features, in_features), FLOAT_DTYPES)
                 continue
             yield f"{prefix}{name}.weight", ((out_features // 4, in_features), ("U8",))
             yield f"{prefix}{name}.weight_scale", ((1,), FLOAT_DTYPES)
     if has_lm_head or not c.tie_word_embeddings:
-        yield "lm_head.weight", ((c.vocab_size, d), ("BF16",))
+        yield "lm_head.weight", ((c.vocab_size, d), table_dtypes)
+
+
+def sub_norm_names(config: ModelConfig) -> tuple[str | None, str | None]:
+    """Tensor names (without "model.layers.N." and ".weight") of the attention and feed-forward
+    sub-norms of this config's family; (None, None) when it has none."""
+    names = FAMILIES[config.family].sub_norms
+    if not config.has_sub_norms or names is None:
+        return None, None
+    return names
+
+
+def table_dtypes_of(config: ModelConfig) -> tuple[str, ...]:
+    """Dtypes the embedding and head may have: BF16 in the 2B4T layout (its writers and the GGUF
+    converter rely on it), any float for the LLaMA families (1bitLLM ships fp16)."""
+    return ("BF16",) if config.family == "bitnet" else FLOAT_DTYPES
 
 
 def layout_of(tensors: Mapping[str, TensorInfo]) -> str:
@@ -109,6 +138,20 @@ def _check_tensors(file: SafetensorsFile, config: ModelConfig, layout: str) -> N
                                   f"expected {' or '.join(dtypes)}")
 
 
+def _check_no_foreign_sub_norms(file: SafetensorsFile, config: ModelConfig) -> None:
+    """A sub-norm the config's family does not apply would be skipped silently and every logit
+    would be wrong (a 2B4T file whose model_type says "llama", say): refuse it instead."""
+    expected = sub_norm_names(config)
+    for family in FAMILIES.values():
+        for name in family.sub_norms or ():
+            tensor = f"model.layers.0.{name}.weight"
+            if name not in expected and tensor in file:
+                raise CheckpointError(
+                    f"{file.path}: holds '{tensor}', a sub-norm of the {family.name} family, "
+                    f"but config.json describes the {config.family} family "
+                    f"({'no sub-norms' if expected[0] is None else ', '.join(map(str, expected))})")
+
+
 def _load_norm(file: SafetensorsFile, name: str) -> np.ndarray:
     values = file.float32(name)
     if not np.isfinite(values).all():
@@ -130,29 +173,58 @@ def _load_ternary(file: SafetensorsFile, prefix: str) -> TernaryWeight:
     return TernaryWeight(packed=packed, weight_scale=np.float32(scale))
 
 
-def _load_master(file: SafetensorsFile, prefix: str) -> TernaryWeight:
+def _load_master(file: SafetensorsFile, prefix: str, online: bool = False) -> TernaryWeight:
     w = file.float32(prefix + ".weight")  # (out, in) float32 latent weights, a copy
     if not np.isfinite(w).all():
         raise CheckpointError(f"{file.path}: tensor '{prefix}.weight' holds NaN or infinity")
-    return ternarize_master(w)
+    return ternarize_online(w) if online else ternarize_master(w)
 
 
-def _load_layer(file: SafetensorsFile, n: int, layout: str = PACKED) -> LayerWeights:
+def _load_projection(file: SafetensorsFile, prefix: str, config: ModelConfig,
+                     layout: str) -> TernaryWeight:
+    if layout == MASTERS:
+        weight = _load_master(file, prefix, online=config.quantization_mode == "online")
+    else:
+        weight = _load_ternary(file, prefix)
+    if not config.use_rms_norm:
+        return weight
+    return replace(weight, input_norm=_load_norm(file, prefix + ".rms_norm.weight"))
+
+
+def _load_layer(file: SafetensorsFile, n: int, config: ModelConfig,
+                layout: str = PACKED) -> LayerWeights:
     p = f"model.layers.{n}."
-    load_projection = _load_master if layout == MASTERS else _load_ternary
+    attn_sub_norm, ffn_sub_norm = sub_norm_names(config)
+
+    def projection(name: str) -> TernaryWeight:
+        return _load_projection(file, p + name, config, layout)
+
+    def sub_norm(name: str | None) -> np.ndarray | None:
+        return None if name is None else _load_norm(file, f"{p}{name}.weight")
+
     return LayerWeights(
         input_layernorm=_load_norm(file, p + "input_layernorm.weight"),
-        q_proj=load_projection(file, p + "self_attn.q_proj"),
-        k_proj=load_projection(file, p + "self_attn.k_proj"),
-        v_proj=load_projection(file, p + "self_attn.v_proj"),
-        attn_sub_norm=_load_norm(file, p + "self_attn.attn_sub_norm.weight"),
-        o_proj=load_projection(file, p + "self_attn.o_proj"),
+        q_proj=projection("self_attn.q_proj"),
+        k_proj=projection("self_attn.k_proj"),
+        v_proj=projection("self_attn.v_proj"),
+        attn_sub_norm=sub_norm(attn_sub_norm),
+        o_proj=projection("self_attn.o_proj"),
         post_attention_layernorm=_load_norm(file, p + "post_attention_layernorm.weight"),
-        gate_proj=load_projection(file, p + "mlp.gate_proj"),
-        up_proj=load_projection(file, p + "mlp.up_proj"),
-        ffn_sub_norm=_load_norm(file, p + "mlp.ffn_sub_norm.weight"),
-        down_proj=load_projection(file, p + "mlp.down_proj"),
+        gate_proj=projection("mlp.gate_proj"),
+        up_proj=projection("mlp.up_proj"),
+        ffn_sub_norm=sub_norm(ffn_sub_norm),
+        down_proj=projection("mlp.down_proj"),
     )
+
+
+def _load_table(file: SafetensorsFile, name: str) -> np.ndarray:
+    """The embedding or head: bf16 bits (uint16) as stored, or an F16/F32 table as stored."""
+    table = file.array(name)  # (V, D), memory-mapped
+    if table.dtype != np.uint16:
+        for row in range(0, table.shape[0], _SCAN_ROWS):  # no NaN may reach the logits
+            if not np.isfinite(table[row:row + _SCAN_ROWS]).all():
+                raise CheckpointError(f"{file.path}: tensor '{name}' holds NaN or infinity")
+    return table
 
 
 def load_weights(model_dir: str | Path, config: ModelConfig | None = None) -> Weights:
@@ -167,11 +239,16 @@ def load_weights(model_dir: str | Path, config: ModelConfig | None = None) -> We
                               "supported; expected one model.safetensors)")
     file = SafetensorsFile(path)
     layout = layout_of(file.tensors)
+    if config.quantization_mode == "online" and FIRST_PROJECTION in file and layout != MASTERS:
+        raise CheckpointError(f"{path}: tensor '{FIRST_PROJECTION}' is packed, but "
+                              "config.json says quantization_mode 'online', which expects "
+                              "float master weights")
     _check_tensors(file, config, layout)
+    _check_no_foreign_sub_norms(file, config)
     return Weights(
-        embed_tokens=file.array("model.embed_tokens.weight"),
-        layers=[_load_layer(file, n, layout) for n in range(config.num_hidden_layers)],
+        embed_tokens=_load_table(file, "model.embed_tokens.weight"),
+        layers=[_load_layer(file, n, config, layout) for n in range(config.num_hidden_layers)],
         norm=_load_norm(file, "model.norm.weight"),
         # the head is tied to the embedding unless the file carries its own lm_head.weight
-        lm_head=file.array("lm_head.weight") if "lm_head.weight" in file else None,
+        lm_head=_load_table(file, "lm_head.weight") if "lm_head.weight" in file else None,
     )

@@ -3,8 +3,12 @@
 The field names are those of the Hugging Face file (``hidden_size``, ``num_key_value_heads``,
 ``rope_theta`` ...), so reading the file is a table, not logic. What this package cannot run is
 rejected here with a one-line :class:`ConfigError`, before any tensor is touched:
-an unknown ``model_type`` or quantisation method, an activation other than ``relu2``, a RoPE
-scaling type other than the default, or sizes that do not fit together.
+an unknown ``model_type`` or quantisation method, an unknown activation, a RoPE scaling type
+other than the default or ``llama3``, or sizes that do not fit together.
+
+Three families of 1.58-bit checkpoints are read (:mod:`minibitnet.families` says how each is
+recognised); what tells them apart becomes a few fields here (``hidden_act``, ``has_sub_norms``,
+``quantization_mode``, ``use_rms_norm``, ``rope_scaling``), never a second model.
 
 Agrees with transformers' ``BitNetConfig`` (models/bitnet/configuration_bitnet.py). The file of
 microsoft/bitnet-b1.58-2B-4T, for reference::
@@ -27,11 +31,28 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .families import BITNET, FAMILIES, LLAMA_BITNET, ONEBITLLM, family_of
 
 # Packed ternary weights hold four rows per byte, so every output size must be a multiple of 4.
 ROWS_PER_BYTE = 4
 # The 2B4T config.json is under 2 kB; a larger file is not a config and is not read into memory.
 MAX_CONFIG_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Llama3Scaling:
+    """The four numbers of a ``"rope_type": "llama3"`` entry (Llama 3.1: 8, 1, 4, 8192)."""
+
+    factor: float  # long wavelengths are stretched by this
+    low_freq_factor: float  # wavelengths beyond L / low_freq_factor are fully stretched
+    high_freq_factor: float  # wavelengths below L / high_freq_factor are kept
+    original_max_position_embeddings: int  # L, the context length of pre-training
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {"rope_type": "llama3", "factor": self.factor,
+                "low_freq_factor": self.low_freq_factor,
+                "high_freq_factor": self.high_freq_factor,
+                "original_max_position_embeddings": self.original_max_position_embeddings}
 
 
 @dataclass(frozen=True)
@@ -51,6 +72,16 @@ class ModelConfig:
     tie_word_embeddings: bool = True  # output head reuses the embedding (2B4T does)
     bos_token_id: int | None = 128000  # <|begin_of_text|> for the LLaMA-3 tokenizer
     eos_token_ids: tuple[int, ...] = (128001,)  # generation stops at any of these
+    family: str = BITNET  # which family of checkpoints (families.py): names and defaults
+    hidden_act: str = "relu2"  # feed-forward gate: "relu2" (BitNet, max(x,0)^2) or "silu" (LLaMA)
+    has_sub_norms: bool = True  # RMSNorm before o_proj and before down_proj (BitNet's SubLN)
+    # "offline": packed codes with a stored weight_scale (or masters, scale rounded as stored);
+    # "online": float latents ternarised at load with their float32 absmean scale, as
+    # transformers' AutoBitLinear(online_quant=True) and 1bitLLM's BitLinear recompute it
+    quantization_mode: str = "offline"
+    use_rms_norm: bool = False  # an RMSNorm on the input of every BitLinear (Falcon-E)
+    quant_rms_norm_eps: float = 1e-6  # its eps: quantization_config.rms_norm_eps
+    rope_scaling: Llama3Scaling | None = None  # Llama 3.1 frequency scaling, None: plain RoPE
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # other keys
 
     @property
@@ -64,7 +95,8 @@ class ModelConfig:
         return self.num_key_value_heads * self.head_dim
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The config.json form, in the layout of the published 2B4T file."""
+        """The config.json form: the layout of the published 2B4T file for the bitnet family,
+        a LLaMA file with its family's quantisation keys otherwise (families.py)."""
         eos: int | list[int] = (
             self.eos_token_ids[0] if len(self.eos_token_ids) == 1 else list(self.eos_token_ids)
         )
@@ -73,7 +105,7 @@ class ModelConfig:
             "model_type": "bitnet",
             "attention_bias": False,
             "attention_dropout": 0.0,
-            "hidden_act": "relu2",
+            "hidden_act": self.hidden_act,
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
@@ -97,8 +129,37 @@ class ModelConfig:
         }
         if self.head_dim * self.num_attention_heads != self.hidden_size:
             out["head_dim"] = self.head_dim
+        if self.quantization_mode != "offline":
+            out["quantization_config"] = {"quant_method": "bitnet",
+                                          "linear_class": "autobitlinear",
+                                          "quantization_mode": self.quantization_mode}
+        if self.family != BITNET:
+            out.update(_family_keys(self))
+            if out["quantization_config"] is None:  # 1bitLLM files have none
+                del out["quantization_config"]
+        if self.rope_scaling is not None:
+            out["rope_scaling"] = self.rope_scaling.to_json_dict()
         out.update(self.extra)
         return out
+
+
+def _family_keys(config: ModelConfig) -> dict[str, Any]:
+    """The keys in which a LLaMA-family config.json differs from the 2B4T file."""
+    family = FAMILIES[config.family]
+    out: dict[str, Any] = {"architectures": [family.architecture],
+                           "model_type": family.model_type,
+                           "mlp_bias": False, "pretraining_tp": 1}
+    if config.family == LLAMA_BITNET:
+        online = config.quantization_mode == "online"  # masters, as for the bitnet family
+        quant: dict[str, Any] = {"quant_method": "bitnet",
+                                 "linear_class": "autobitlinear" if online else "bitlinear",
+                                 "quantization_mode": config.quantization_mode}
+        if config.use_rms_norm:
+            quant.update(use_rms_norm=True, rms_norm_eps=config.quant_rms_norm_eps)
+        out["quantization_config"] = quant
+    else:  # 1bitLLM: no quantization_config; its BitLinear reads these two
+        out.update(quantization_config=None, weight_bits=1, input_bits=8, torch_dtype="float16")
+    return out
 
 
 # ---- reading and checking config.json ----
@@ -153,50 +214,126 @@ def _get_token_id(raw: dict[str, Any], key: str, vocab_size: int, source: str) -
     return list(values)
 
 
-def _check_kind(raw: dict[str, Any], source: str) -> None:
-    """Reject models of another family or another quantisation before reading any size."""
-    model_type = raw.get("model_type")
-    if model_type != "bitnet":
-        raise _fail(source, f"model_type is {_show(model_type)}, expected 'bitnet'")
+def _check_quantization(raw: dict[str, Any], family: str, source: str) -> dict[str, Any]:
+    """The quantization_config of a bitnet or llama-bitnet file, checked ({} when absent)."""
     quant = raw.get("quantization_config")
-    if quant is not None:
-        if not isinstance(quant, dict):
-            raise _fail(source, "'quantization_config' is not a JSON object")
-        method = quant.get("quant_method", "bitnet")
-        if method != "bitnet":
-            raise _fail(source, f"quantization method {_show(method)} is not supported, "
-                                "expected 'bitnet'")
-        mode = quant.get("quantization_mode", "offline")
-        if mode != "offline":
-            raise _fail(source, f"quantization_mode {_show(mode)} is not supported, expected 'offline' "
-                                "(packed uint8 ternary weights)")
-    act = raw.get("hidden_act", "relu2")
-    if act != "relu2":
-        raise _fail(source, f"hidden_act is {_show(act)}, expected 'relu2' (squared ReLU)")
+    if quant is None:
+        if family == LLAMA_BITNET:
+            raise _fail(source, "missing 'quantization_config' (expected quant_method 'bitnet')")
+        return {}
+    if not isinstance(quant, dict):
+        raise _fail(source, "'quantization_config' is not a JSON object")
+    method = quant.get("quant_method", "bitnet")
+    if method != "bitnet":
+        raise _fail(source, f"quantization method {_show(method)} is not supported, "
+                            "expected 'bitnet'")
+    mode = quant.get("quantization_mode", "offline")
+    linear_class = quant.get("linear_class", "bitlinear")
+    if linear_class not in ("bitlinear", "autobitlinear"):
+        raise _fail(source, f"linear_class {_show(linear_class)} is not supported, expected "
+                            "'bitlinear' or 'autobitlinear'")
+    if mode not in ("offline", "online"):
+        raise _fail(source, f"quantization_mode {_show(mode)} is not supported, expected "
+                            "'offline' (packed uint8 ternary weights) or 'online' (bf16 masters)")
+    if (linear_class, mode) == ("autobitlinear", "offline"):
+        # subtle: AutoBitLinear multiplies by weight_scale where BitLinear divides by it
+        raise _fail(source, "linear_class 'autobitlinear' with quantization_mode 'offline' is "
+                            "not supported, expected 'bitlinear' (packed) or 'online' (masters)")
+    if (linear_class, mode) == ("bitlinear", "online"):
+        raise _fail(source, "quantization_mode 'online' needs linear_class 'autobitlinear' "
+                            "(transformers' BitLinear has no online mode)")
+    skipped = quant.get("modules_to_not_convert")
+    # transformers keeps lm_head in full precision when the list is absent; a list that does not
+    # name it would make the head ternary, and one naming other layers leaves them float
+    if skipped is not None and (not isinstance(skipped, list) or set(skipped) - {"lm_head"}
+                                or "lm_head" not in skipped):
+        raise _fail(source, f"modules_to_not_convert is {_show(skipped)}, expected null or "
+                            "['lm_head'] (every projection ternary, the head not)")
+    return quant
+
+
+def _check_kind(raw: dict[str, Any], source: str) -> tuple[str, dict[str, Any]]:
+    """Reject models of another family or another quantisation before reading any size.
+
+    returns: (family, quantization_config or {})
+    """
+    family = family_of(raw)
+    if family is None:
+        model_type = raw.get("model_type")
+        if model_type == "llama":
+            raise _fail(source, "model_type 'llama' without quantization_config.quant_method "
+                                "'bitnet' or 1bitLLM's weight_bits: not a 1.58-bit model")
+        raise _fail(source, f"model_type is {_show(model_type)}, expected 'bitnet' (or 'llama' "
+                            "with bitnet quantisation)")
+    quant = _check_quantization(raw, family, source) if family != ONEBITLLM else {}
+    if family == ONEBITLLM and (raw.get("weight_bits", 1), raw.get("input_bits", 8)) != (1, 8):
+        raise _fail(source, f"weight_bits {_show(raw.get('weight_bits'))} / input_bits "
+                            f"{_show(raw.get('input_bits'))}, expected 1 and 8 (ternary weights, "
+                            "int8 activations)")
+    act = raw.get("hidden_act", FAMILIES[family].hidden_act)
+    if act not in ("relu2", "silu"):
+        raise _fail(source, f"hidden_act is {_show(act)}, expected 'relu2' (squared ReLU) or "
+                            "'silu'")
     if raw.get("attention_bias", False):
         raise _fail(source, "attention_bias is true; BitNet b1.58 projections have no bias")
+    if raw.get("mlp_bias", False):
+        raise _fail(source, "mlp_bias is true; BitNet b1.58 projections have no bias")
+    return family, quant
 
 
-def _rope_theta(raw: dict[str, Any], source: str) -> float:
-    """rope_theta sits at the top level in 2B4T; newer files move it into rope_parameters."""
-    params = raw.get("rope_parameters") or raw.get("rope_scaling")
+def _llama3_scaling(params: dict[str, Any], raw: dict[str, Any], source: str) -> Llama3Scaling:
+    """The numbers of a llama3 rope entry; L defaults to max_position_embeddings as in
+    transformers' standardize_rope_params."""
+    for key in ("factor", "low_freq_factor", "high_freq_factor"):
+        if key not in params:
+            raise _fail(source, f"rope_scaling of rope_type 'llama3' lacks '{key}'")
+    low = _get_float(params, "low_freq_factor", 1.0, source)
+    high = _get_float(params, "high_freq_factor", 4.0, source)
+    if high <= low:
+        raise _fail(source, f"rope_scaling high_freq_factor ({high}) must exceed "
+                            f"low_freq_factor ({low})")
+    if "original_max_position_embeddings" in params:
+        original = _get_int(params, "original_max_position_embeddings", source)
+    else:
+        original = _get_int(raw, "max_position_embeddings", source) \
+            if "max_position_embeddings" in raw else 4096
+    return Llama3Scaling(factor=_get_float(params, "factor", 8.0, source), low_freq_factor=low,
+                         high_freq_factor=high, original_max_position_embeddings=original)
+
+
+def _rope(raw: dict[str, Any], source: str) -> tuple[float, Llama3Scaling | None]:
+    """(rope_theta, llama3 scaling or None). rope_theta sits at the top level in 2B4T; newer
+    files move it into rope_parameters (older ones call that rope_scaling)."""
+    key = "rope_parameters" if raw.get("rope_parameters") is not None else "rope_scaling"
+    params = raw.get(key)
+    scaling = None
     if params is not None:
         if not isinstance(params, dict):
-            raise _fail(source, "'rope_parameters' is not a JSON object")
+            raise _fail(source, f"'{key}' is not a JSON object")
         rope_type = params.get("rope_type", params.get("type", "default"))
-        if rope_type != "default":
-            raise _fail(source, f"rope_type {_show(rope_type)} is not supported, "
-                                "expected 'default'")
+        if rope_type == "llama3":
+            scaling = _llama3_scaling(params, raw, source)
+        elif rope_type != "default":
+            raise _fail(source, f"{key}.rope_type {_show(rope_type)} is not supported, "
+                                "expected 'default' or 'llama3'")
         if "rope_theta" in params and "rope_theta" not in raw:
-            return _get_float(params, "rope_theta", 500000.0, source)
-    return _get_float(raw, "rope_theta", 500000.0, source)
+            return _get_float(params, "rope_theta", 500000.0, source), scaling
+    return _get_float(raw, "rope_theta", 500000.0, source), scaling
+
+
+def _get_bool(raw: dict[str, Any], key: str, default: bool, source: str) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise _fail(source, f"'{key}' is {_show(value)}, expected true or false")
+    return value
 
 
 def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
     """Validate a parsed config.json and return the ModelConfig. ``source`` names the file."""
     if not isinstance(raw, dict):
         raise _fail(source, "expected a JSON object at the top level")
-    _check_kind(raw, source)
+    family, quant = _check_kind(raw, source)
+    has_sub_norms = FAMILIES[family].sub_norms is not None
     vocab_size = _get_int(raw, "vocab_size", source)
     hidden_size = _get_int(raw, "hidden_size", source)
     intermediate_size = _get_int(raw, "intermediate_size", source)
@@ -219,25 +356,35 @@ def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
         raise _fail(source, f"num_key_value_heads ({num_kv_heads}) does not divide "
                             f"num_attention_heads ({num_heads})")
     # subtle: transformers sizes attn_sub_norm by hidden_size but applies it to the H*Hd-wide
-    # attention output, so the two must be equal for a checkpoint to load there.
-    if num_heads * head_dim != hidden_size:
+    # attention output, so the two must be equal for a checkpoint to load there (1bitLLM's
+    # inner_attn_ln likewise); without sub-norms LLaMA allows them to differ.
+    if has_sub_norms and num_heads * head_dim != hidden_size:
         raise _fail(source, f"num_attention_heads * head_dim = {num_heads * head_dim}, "
                             f"expected hidden_size ({hidden_size})")
     for name, size in (("hidden_size", hidden_size), ("intermediate_size", intermediate_size),
+                       ("num_attention_heads * head_dim", num_heads * head_dim),
                        ("num_key_value_heads * head_dim", num_kv_heads * head_dim)):
         if size % ROWS_PER_BYTE:
             raise _fail(source, f"{name} is {size}, expected a multiple of {ROWS_PER_BYTE} "
                                 "(packed weights hold 4 rows per byte)")
-    tie = raw.get("tie_word_embeddings", True)
-    if not isinstance(tie, bool):
-        raise _fail(source, f"'tie_word_embeddings' is {_show(tie)}, expected true or false")
+    tie = _get_bool(raw, "tie_word_embeddings", True, source)
     bos = _get_token_id(raw, "bos_token_id", vocab_size, source)
     eos = _get_token_id(raw, "eos_token_id", vocab_size, source)
+    rope_theta, rope_scaling = _rope(raw, source)
+    mode = "online" if family == ONEBITLLM else quant.get("quantization_mode", "offline")
+    use_rms_norm = _get_bool(quant, "use_rms_norm", False, source)
+    # transformers passes rms_norm_eps=None through to LlamaRMSNorm only if set; its default is 1e-6
+    quant_eps = _get_float(quant, "rms_norm_eps", 1e-6, source) \
+        if quant.get("rms_norm_eps") is not None else 1e-6
     known = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
              "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps",
              "rope_theta", "max_position_embeddings", "tie_word_embeddings", "bos_token_id",
              "eos_token_id", "architectures", "model_type", "attention_bias", "attention_dropout",
              "hidden_act", "initializer_range", "use_cache", "torch_dtype", "quantization_config"}
+    if family != BITNET:  # keys that to_json_dict writes for these families itself
+        known |= {"mlp_bias", "pretraining_tp", "weight_bits", "input_bits", "rope_scaling"}
+    if rope_scaling is not None:
+        known.add("rope_scaling")
     return ModelConfig(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
@@ -247,11 +394,18 @@ def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
         num_key_value_heads=num_kv_heads,
         head_dim=head_dim,
         rms_norm_eps=_get_float(raw, "rms_norm_eps", 1e-5, source),
-        rope_theta=_rope_theta(raw, source),
+        rope_theta=rope_theta,
         max_position_embeddings=max_positions,
         tie_word_embeddings=tie,
         bos_token_id=bos[0] if bos else None,
         eos_token_ids=tuple(eos),
+        family=family,
+        hidden_act=raw.get("hidden_act", FAMILIES[family].hidden_act),
+        has_sub_norms=has_sub_norms,
+        quantization_mode=mode,
+        use_rms_norm=use_rms_norm,
+        quant_rms_norm_eps=quant_eps,
+        rope_scaling=rope_scaling,
         extra={k: v for k, v in raw.items() if k not in known},
     )
 

@@ -22,12 +22,26 @@ from __future__ import annotations
 import numpy as np
 
 from .pages import release_pages
+from .safetensors import bf16_to_float32
 
 STORAGES = ("float32", "bf16")
 DEFAULT_STORAGE = "float32"
 # rows widened per step: 512 x 2560 x 4 bytes = 5 MB, small enough to stay in cache while the
 # matmul reads it, large enough that the per-chunk Python overhead is negligible
 CHUNK_ROWS = 512
+
+
+def table_rows(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows of an embedding or head table, widened to float32 (exact for bf16 and float16).
+
+    table:   (V, D) uint16 bf16 bits, or float16 / float32 (the LLaMA families may ship those)
+    rows:    (T,) row indices
+    returns: (T, D) float32
+    """
+    picked = table[rows]  # (T, D)
+    if picked.dtype == np.uint16:
+        return bf16_to_float32(picked)
+    return picked.astype(np.float32)
 
 
 def widen_table(table_bf16: np.ndarray) -> np.ndarray:
@@ -45,7 +59,10 @@ def widen_table(table_bf16: np.ndarray) -> np.ndarray:
     bits = table.view(np.uint32)  # (V, D) the same memory, as bit patterns
     for start in range(0, rows, CHUNK_ROWS):
         chunk = table_bf16[start:start + CHUNK_ROWS]  # (chunk, D) uint16
-        np.left_shift(chunk, 16, out=bits[start:start + CHUNK_ROWS], dtype=np.uint32)
+        if chunk.dtype == np.uint16:
+            np.left_shift(chunk, 16, out=bits[start:start + CHUNK_ROWS], dtype=np.uint32)
+        else:  # a float16 or float32 table (LLaMA families): widened or copied as it is
+            table[start:start + CHUNK_ROWS] = chunk
         release_pages(chunk)
     return table
 
@@ -58,7 +75,9 @@ class OutputHead:
             raise ValueError(f"head storage {storage!r}; expected one of {', '.join(STORAGES)}")
         self.storage = storage
         self.vocab_size, self.hidden_size = table_bf16.shape
-        if storage == "float32":
+        # subtle: the bf16 storage widens bits in place; a float16 or float32 table has no bits
+        # to widen that way, so it is always widened whole
+        if storage == "float32" or table_bf16.dtype != np.uint16:
             self.table: np.ndarray | None = widen_table(table_bf16)  # (V, D) float32
             self.table_bf16: np.ndarray | None = None
         else:

@@ -12,6 +12,13 @@ On load each one is ternarised as BitNet b1.58 does in training (paper section 2
 w_ternary = clip(round_half_even(W s), -1, 1), by :func:`minibitnet.quant.ternarize_weights`.
 The result is the packed 2-bit tensor and the scale the packed checkpoint would hold.
 
+Under ``quantization_mode`` "online" (the config.json of the -bf16 checkpoint, transformers'
+``AutoBitLinear(online_quant=True)``, and 1bitLLM's BitLinear) the same codes are kept with the
+float32 scale itself (:func:`ternarize_online`): those layers recompute it from the latents in
+every forward and never round it to bf16. What they then compute in float,
+``linear(x_q / s_x, w_ternary / s)``, is here the exact integer sum divided once by s_x s, which
+differs from theirs only by float32 rounding.
+
 Left out on purpose: per-channel or per-group scales (b1.58 has one scale per tensor) and
 keeping the latents after load (the model needs only the codes and the scale).
 
@@ -49,6 +56,17 @@ def ternarize_master(w: np.ndarray) -> TernaryWeight:
     """
     w_ternary, scale = ternarize_weights(w)  # (out, in) int8, float32
     return TernaryWeight(packed=pack_ternary(w_ternary), weight_scale=round_scale_to_bf16(scale))
+
+
+def ternarize_online(w: np.ndarray) -> TernaryWeight:
+    """One latent weight -> packed codes and the unrounded float32 absmean scale.
+
+    w:       (out, in) float32 latent weights (out a multiple of 4)
+    returns: TernaryWeight with packed (out/4, in) uint8 and weight_scale float32
+             s = 1 / max(mean|w|, 1e-5), w ≈ w_ternary / s
+    """
+    w_ternary, scale = ternarize_weights(w)  # (out, in) int8, float32
+    return TernaryWeight(packed=pack_ternary(w_ternary), weight_scale=scale)
 
 
 def master_from_ternary(w_ternary: np.ndarray, weight_scale: np.float32) -> np.ndarray:

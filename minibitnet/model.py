@@ -1,6 +1,7 @@
 """The BitNet b1.58 transformer: embedding, blocks, final norm, tied output head.
 
-One block, as transformers' ``BitNetDecoderLayer``::
+One block, as transformers' ``BitNetDecoderLayer`` (and ``LlamaDecoderLayer``: the families of
+families.py differ only inside attention and feed_forward, by config fields)::
 
     h = h + attention(input_layernorm(h))
     h = h + feed_forward(post_attention_layernorm(h))
@@ -22,12 +23,11 @@ from .bitlinear import TernaryKernel
 from .config import ModelConfig
 from .errors import ArgumentError, ContextLengthError, NumericalError
 from .generate import stream_tokens
-from .head import OutputHead
+from .head import OutputHead, table_rows
 from .kv_cache import KVCache
 from .mlp import FeedForward
 from .norm import rms_norm
 from .rope import rope_tables
-from .safetensors import bf16_to_float32
 from .weights import LayerWeights, Weights
 
 
@@ -56,7 +56,7 @@ class Model:
         self.config = config
         self.backend = backend
         kernel = get_backend(backend)
-        self.embed_tokens = weights.embed_tokens  # (V, D) bf16 bits, memory-mapped
+        self.embed_tokens = weights.embed_tokens  # (V, D) bf16 bits (or float), memory-mapped
         self.blocks = [Block(config, layer, kernel) for layer in weights.layers]
         self.norm = weights.norm  # (D,)
         head_bits = weights.lm_head if weights.lm_head is not None else weights.embed_tokens
@@ -99,9 +99,10 @@ class Model:
             raise ContextLengthError(
                 f"{start + tokens.size} positions exceed the context length of "
                 f"{self.config.max_position_embeddings} (max_position_embeddings)")
-        h = bf16_to_float32(self.embed_tokens[tokens])  # (T, D) token embeddings
+        h = table_rows(self.embed_tokens, tokens)  # (T, D) token embeddings
         positions = np.arange(start, start + tokens.size)  # (T,)
-        cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta)  # (T, Hd)
+        cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta,
+                               self.config.rope_scaling)  # (T, Hd) each
         # overflow is caught below and reported with its layer; NumPy's own warnings would only
         # print lines of noise before that one-line error
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

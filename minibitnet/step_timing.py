@@ -29,12 +29,12 @@ from .attention import Attention, grouped_query_attention
 from .bitlinear import BitLinear
 from .errors import NumericalError
 from .kv_cache import KVCache
-from .mlp import FeedForward, relu_squared
+from .head import table_rows
+from .mlp import FeedForward
 from .model import Model
 from .norm import rms_norm
 from .quant import quantize_activations
 from .rope import apply_rope, rope_tables
-from .safetensors import bf16_to_float32
 
 PARTS = ("ternary matmuls", "quantisation", "attention", "norms", "head", "other")
 
@@ -54,6 +54,9 @@ class _Clock:
 
 def _bitlinear(layer: BitLinear, x: np.ndarray, clock: _Clock) -> np.ndarray:
     """BitLinear.__call__, timed: (T, in) float32 -> (T, out) float32."""
+    if layer.input_norm is not None:
+        x = rms_norm(x, layer.input_norm, layer.norm_eps)  # (T, in)
+        clock.charge("norms")
     x_q, act_scale = quantize_activations(x)  # (T, in) int8, (T, 1)
     clock.charge("quantisation")
     acc = layer.kernel.matmul(layer.prepared, x_q)  # (T, out) int32
@@ -77,7 +80,8 @@ def _attention(attn: Attention, x: np.ndarray, cos: np.ndarray, sin: np.ndarray,
     keys, values = cache.append(layer_index, k, v.transpose(1, 0, 2))  # (K, S, Hd) each
     out = grouped_query_attention(q, keys, values, start)  # (T, H*Hd)
     clock.charge("attention")
-    out = rms_norm(out, attn.attn_sub_norm, c.rms_norm_eps)  # (T, H*Hd)
+    if attn.attn_sub_norm is not None:
+        out = rms_norm(out, attn.attn_sub_norm, c.rms_norm_eps)  # (T, H*Hd)
     clock.charge("norms")
     return _bitlinear(attn.o_proj, out, clock)  # (T, D)
 
@@ -86,9 +90,10 @@ def _feed_forward(ffn: FeedForward, x: np.ndarray, clock: _Clock) -> np.ndarray:
     """FeedForward.__call__, timed: (T, D) -> (T, D)."""
     gate = _bitlinear(ffn.gate_proj, x, clock)  # (T, F)
     up = _bitlinear(ffn.up_proj, x, clock)  # (T, F)
-    hidden = relu_squared(gate) * up  # (T, F)
+    hidden = ffn.activation(gate) * up  # (T, F)
     clock.charge("other")
-    hidden = rms_norm(hidden, ffn.ffn_sub_norm, ffn.eps)  # (T, F)
+    if ffn.ffn_sub_norm is not None:
+        hidden = rms_norm(hidden, ffn.ffn_sub_norm, ffn.eps)  # (T, F)
     clock.charge("norms")
     return _bitlinear(ffn.down_proj, hidden, clock)  # (T, D)
 
@@ -103,9 +108,10 @@ def timed_forward(model: Model, ids: Sequence[int], cache: KVCache
     clock = _Clock()
     tokens = model.check_ids(ids)
     start = cache.length
-    h = bf16_to_float32(model.embed_tokens[tokens])  # (T, D)
+    h = table_rows(model.embed_tokens, tokens)  # (T, D)
     positions = np.arange(start, start + tokens.size)  # (T,)
-    cos, sin = rope_tables(positions, model.config.head_dim, model.config.rope_theta)  # (T, Hd)
+    cos, sin = rope_tables(positions, model.config.head_dim, model.config.rope_theta,
+                           model.config.rope_scaling)  # (T, Hd) each
     clock.charge("other")
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for index, block in enumerate(model.blocks):

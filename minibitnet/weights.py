@@ -19,10 +19,13 @@ class TernaryWeight:
 
     packed:       (out/4, in) uint8 in the Hugging Face 2-bit layout (see packing.py)
     weight_scale: float32 scalar with w ≈ w_ternary / weight_scale (the layer divides by it)
+    input_norm:   (in,) float32 weight of an RMSNorm applied to the layer's input before it is
+                  quantised (transformers' ``use_rms_norm``, Falcon-E), or None (2B4T)
     """
 
     packed: np.ndarray
     weight_scale: np.float32
+    input_norm: np.ndarray | None = None
 
     @property
     def out_features(self) -> int:
@@ -41,20 +44,22 @@ class LayerWeights:
     q_proj: TernaryWeight  # (H*Hd, D)
     k_proj: TernaryWeight  # (K*Hd, D)
     v_proj: TernaryWeight  # (K*Hd, D)
-    attn_sub_norm: np.ndarray  # (H*Hd,) float32, RMSNorm on the attention output before o_proj
+    attn_sub_norm: np.ndarray | None  # (H*Hd,) float32, RMSNorm before o_proj; None: no sub-norms
     o_proj: TernaryWeight  # (D, H*Hd)
     post_attention_layernorm: np.ndarray  # (D,) float32, RMSNorm before the feed-forward
     gate_proj: TernaryWeight  # (F, D)
     up_proj: TernaryWeight  # (F, D)
-    ffn_sub_norm: np.ndarray  # (F,) float32, RMSNorm before down_proj
+    ffn_sub_norm: np.ndarray | None  # (F,) float32, RMSNorm before down_proj; None: no sub-norms
     down_proj: TernaryWeight  # (D, F)
 
 
 @dataclass(frozen=True)
 class Weights:
-    """All tensors of a model. bf16 tensors stay as raw uint16 bits until used."""
+    """All tensors of a model. bf16 tensors stay as raw uint16 bits until used; an F16 or F32
+    embedding or head (LLaMA families) stays in its own dtype (see head.table_rows)."""
 
-    embed_tokens: np.ndarray  # (V, D) uint16 bf16 bits, memory-mapped
+    embed_tokens: np.ndarray  # (V, D) uint16 bf16 bits (or float16/float32), memory-mapped
     layers: list[LayerWeights]
     norm: np.ndarray  # (D,) float32, the final RMSNorm
-    lm_head: np.ndarray | None  # (V, D) uint16 bf16 bits, or None when tied to embed_tokens
+    lm_head: np.ndarray | None  # (V, D) like embed_tokens, or None when tied to embed_tokens
+

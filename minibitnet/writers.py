@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,10 @@ def write_safetensors_model(out_dir: str | Path, config: ModelConfig, weights: W
     """
     if layout not in (PACKED, MASTERS):
         raise ValueError(f"layout {layout!r}: expected {PACKED!r} or {MASTERS!r}")
+    if layout == PACKED and config.quantization_mode == "online":
+        # packed weights carry their scale, so the file is offline; the float32 scale of the
+        # online masters is kept exactly (written as F32 where bf16 cannot hold it)
+        config = replace(config, quantization_mode="offline")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_safetensors(out_dir / WEIGHTS_FILE, tensor_specs(config, weights, layout),

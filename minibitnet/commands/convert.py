@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..checkpoint import MASTERS, PACKED, WEIGHTS_FILE
 from ..errors import ArgumentError
+from ..families import BITNET
 from ..files import atomic_write, atomic_write_text
 from ..formats import GGUF, find_gguf, read_model
 from ..gguf import GGUFFile
@@ -101,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         raise ArgumentError(f"DST {dst}: already holds {stale[0].name}; pass --force to "
                             "replace the model there")
     config, weights, source_format = read_model(src)
+    if config.family != BITNET:  # the writers know the 2B4T tensor names and bf16 tables only
+        raise ArgumentError(f"SRC {src}: holds a {config.family} checkpoint; convert writes "
+                            f"the {BITNET} family only")
     out_file = dst / (GGUF_FILE if target == GGUF else WEIGHTS_FILE)
     tokenizer_keys = None
     if target == GGUF:

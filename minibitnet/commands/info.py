@@ -9,6 +9,7 @@ from pathlib import Path
 from ..backend import available_backends
 from ..checkpoint import MASTERS, WEIGHTS_FILE
 from ..config import ModelConfig
+from ..families import FAMILIES
 from ..formats import DESCRIPTIONS, GGUF, find_gguf, read_model
 from ..gguf import I2_S, GGUFFile
 from ..loader import model_folder
@@ -92,6 +93,9 @@ def _describe_model(model_dir: Path) -> None:
     print(f"format:  {layout}: {DESCRIPTIONS[layout]} "
           f"({'tied' if config.tie_word_embeddings else 'untied'} head), "
           f"{tensor_count} tensors")
+    print(f"family:  {config.family}: {FAMILIES[config.family].description}"
+          + (f", quantization_mode {config.quantization_mode}"
+             if config.quantization_mode != "offline" else ""))
     _print_config(config)
     _print_parts(parts)
 
