@@ -12,6 +12,9 @@ encoding, converted: the id of a token is its tiktoken rank. :func:`load` conver
 - special tokens: ``added_tokens``, which HF and tiktoken both cut out of the text first.
 
 tokenizer_config.json, when present, gives ``bos_token``, ``eos_token`` and ``chat_template``.
+A model folder with no tokenizer.json whose model is a GGUF file (a bitnet.cpp download holds
+only ggml-model-i2_s.gguf) gives the tokenizer its metadata carries, rebuilt as these two files
+by :mod:`minibitnet.gguf_tokenizer`.
 
 Left out: normalizers, byte fallback, ``unk_token``, word-continuation prefixes (SentencePiece
 and WordPiece-style vocabularies), added tokens with lstrip/rstrip/single_word.
@@ -32,6 +35,9 @@ import tiktoken
 from .bpe_file import mergeable_ranks, read_json, special_tokens, split_pattern
 from .chat_template import BITNET_2B4T_TEMPLATE, render_chat
 from .errors import ArgumentError, TokenizerError
+from .formats import find_gguf
+from .gguf import GGUFFile
+from .gguf_tokenizer import tokenizer_files
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
@@ -82,12 +88,15 @@ class Tokenizer:
     eos_ids:       ids that end generation: tokenizer_config's eos_token and the LLaMA-3 end tokens
     special_ids:   {added token string: id}
     chat_template: Jinja source from tokenizer_config.json, else the 2B4T template
+    source:        the file the vocabulary came from (tokenizer.json or a .gguf), for errors
     """
 
     def __init__(self, encoding: tiktoken.Encoding, bos_token: str | None,
                  eos_tokens: Sequence[str], chat_template: str, origin: str,
-                 template_variables: Mapping[str, str] | None = None) -> None:
+                 template_variables: Mapping[str, str] | None = None,
+                 source: str = TOKENIZER_FILE) -> None:
         self.encoding = encoding
+        self.source = source  # the file the vocabulary was read from, named in errors
         self.special_ids: dict[str, int] = dict(encoding._special_tokens)
         self.bos_token = bos_token
         self.bos_id = self.special_ids.get(bos_token) if bos_token is not None else None
@@ -169,24 +178,43 @@ def _rust_panic_report_silenced() -> Iterator[None]:
 
 
 def load(model_dir: str | Path) -> Tokenizer:
-    """Read ``model_dir``/tokenizer.json (and tokenizer_config.json if present) into a Tokenizer.
+    """Read ``model_dir``/tokenizer.json (and tokenizer_config.json if present) into a Tokenizer;
+    in a GGUF model folder without tokenizer.json, the tokenizer stored in the .gguf file.
 
     Bad files raise TokenizerError with one line naming the file.
     """
     model_dir = Path(model_dir)
     path = model_dir / TOKENIZER_FILE
+    config_path = model_dir / TOKENIZER_CONFIG_FILE
+    name = model_dir.name or "tokenizer"
+    gguf_path = find_gguf(model_dir) if not path.exists() else None
+    if gguf_path is not None:
+        files = tokenizer_files(GGUFFile(gguf_path))
+        if files is None:
+            raise TokenizerError(f"{path}: no such file, and {gguf_path.name} carries no "
+                                 "tokenizer (tokenizer.ggml.* metadata)")
+        where = f"{gguf_path} (tokenizer metadata)"
+        return tokenizer_from_json(files[0], files[1], where, where, name)
     spec = read_json(path)
+    config = read_json(config_path) if config_path.exists() else {}
+    return tokenizer_from_json(spec, config, str(path), str(config_path), name)
+
+
+def tokenizer_from_json(spec: Any, config: Any, path: str, config_path: str,
+                        name: str = "tokenizer") -> Tokenizer:
+    """A Tokenizer from parsed tokenizer.json and tokenizer_config.json ({} when absent).
+
+    path, config_path: what errors name for each; name: the tiktoken encoding's name
+    """
     if not isinstance(spec, dict):
         raise TokenizerError(f"{path}: top level is {type(spec).__name__}, expected an object")
     normalizer = spec.get("normalizer")
     if normalizer is not None:
         found = normalizer.get("type") if isinstance(normalizer, dict) else normalizer
         raise TokenizerError(f"{path}: normalizer is {found!r}, expected null (as in LLaMA-3)")
-    pat_str = split_pattern(spec.get("pre_tokenizer"), str(path))
-    ranks = mergeable_ranks(spec.get("model"), str(path))
-    specials = special_tokens(spec.get("added_tokens", []), ranks, str(path))
-    config_path = model_dir / TOKENIZER_CONFIG_FILE
-    config = read_json(config_path) if config_path.exists() else {}
+    pat_str = split_pattern(spec.get("pre_tokenizer"), path)
+    ranks = mergeable_ranks(spec.get("model"), path)
+    specials = special_tokens(spec.get("added_tokens", []), ranks, path)
     if not isinstance(config, dict):
         raise TokenizerError(f"{config_path}: top level is {type(config).__name__}, "
                              "expected an object")
@@ -196,12 +224,12 @@ def load(model_dir: str | Path) -> Tokenizer:
                              "of tokenizer.json")
     eos_token = _token_name(config.get("eos_token"))
     template = config.get("chat_template") or BITNET_2B4T_TEMPLATE
-    template_origin = str(config_path) if config.get("chat_template") else "the 2B4T template"
+    template_origin = config_path if config.get("chat_template") else "the 2B4T template"
     if not isinstance(template, str):
         raise TokenizerError(f"{config_path}: chat_template is {type(template).__name__}, "
                              "expected a string (named templates are not supported)")
     try:
-        encoding = tiktoken.Encoding(model_dir.name or "tokenizer", pat_str=pat_str,
+        encoding = tiktoken.Encoding(name, pat_str=pat_str,
                                      mergeable_ranks=ranks, special_tokens=specials)
     except ValueError as exc:  # the Rust side rejects the regex
         raise TokenizerError(f"{path}: Split regex not accepted by tiktoken: {exc}") from None
@@ -219,4 +247,4 @@ def load(model_dir: str | Path) -> Tokenizer:
     eos_tokens = ([eos_token] if eos_token else []) + list(END_TOKENS)
     named = {key: name for key in ("eos_token", "unk_token", "pad_token")
              if (name := _token_name(config.get(key))) is not None}
-    return Tokenizer(encoding, bos_token, eos_tokens, template, template_origin, named)
+    return Tokenizer(encoding, bos_token, eos_tokens, template, template_origin, named, path)

@@ -73,3 +73,57 @@ def test_a_merge_must_be_two_tokens(tmp_path):
         "tokenizer.ggml.merges": (ARRAY, (STRING, ["ab"]))})
     with pytest.raises(CheckpointError, match=r"merge 'ab' is not two tokens joined by one space"):
         tokenizer_files(file)
+
+
+# ---- a bare GGUF folder (a bitnet.cpp download): the tokenizer comes from the file ----
+
+
+@pytest.fixture(scope="module")
+def bare_gguf(tmp_path_factory):
+    """(folder with tokenizer.json, the same model as a folder holding the .gguf alone)."""
+    from minibitnet.cli import main
+    from tokenizer_builders import build_model_with_tokenizer
+
+    root = tmp_path_factory.mktemp("bare")
+    source = build_model_with_tokenizer(root / "source", seed=3, hidden_size=128, head_dim=32,
+                                        intermediate_size=256, max_position_embeddings=64)
+    assert main(["convert", str(source), str(root / "bare"), "--to", "gguf-i2s"]) == 0
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (root / "bare" / name).unlink()
+    assert [p.name for p in (root / "bare").iterdir()] == ["ggml-model-i2_s.gguf"]
+    return source, root / "bare"
+
+
+def test_tokenizer_load_falls_back_to_the_gguf_metadata(bare_gguf):
+    from minibitnet.tokenizer import load
+
+    source, bare = bare_gguf
+    theirs, ours = load(source), load(bare)
+    text = "Hello world <|eot_id|> again, and again"
+    assert ours.encode(text, bos=True) == theirs.encode(text, bos=True)
+    assert (ours.bos_id, ours.vocab_size) == (theirs.bos_id, theirs.vocab_size)
+    assert set(ours.eos_ids) == set(theirs.eos_ids)  # stop ids: a set, in whatever order
+    assert ours.source == f"{bare / 'ggml-model-i2_s.gguf'} (tokenizer metadata)"
+
+
+def test_generate_runs_on_a_bare_gguf_folder(bare_gguf):
+    import subprocess
+    import sys
+
+    outputs = []
+    for folder in bare_gguf:
+        result = subprocess.run([sys.executable, "-m", "minibitnet.cli", "generate", "-m",
+                                 str(folder), "-p", "Hello world", "-n", "8", "--temp", "0"],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1] and outputs[0].strip()
+
+
+def test_a_gguf_without_tokenizer_metadata_names_both_files(tmp_path):
+    from minibitnet.tokenizer import load
+
+    _gguf_with(tmp_path, **{"general.architecture": (STRING, "bitnet-b1.58")})
+    with pytest.raises(TokenizerError, match=r"tokenizer.json: no such file, and t.gguf carries "
+                                             r"no tokenizer \(tokenizer.ggml.\* metadata\)"):
+        load(tmp_path)

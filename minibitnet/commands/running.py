@@ -92,7 +92,7 @@ def load_model(args: argparse.Namespace) -> tuple[Model, Tokenizer]:
     tokenizer = load_tokenizer(model_dir)
     model = load(model_dir, backend=backend)
     if tokenizer.vocab_size > model.config.vocab_size:
-        raise TokenizerError(f"{model_dir / 'tokenizer.json'}: {tokenizer.vocab_size} tokens, "
+        raise TokenizerError(f"{tokenizer.source}: {tokenizer.vocab_size} tokens, "
                              f"but config.json has vocab_size {model.config.vocab_size}; "
                              "expected at most that many")
     if not args.quiet:
