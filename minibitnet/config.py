@@ -245,8 +245,8 @@ def _check_quantization(raw: dict[str, Any], family: str, source: str) -> dict[s
     skipped = quant.get("modules_to_not_convert")
     # transformers keeps lm_head in full precision when the list is absent; a list that does not
     # name it would make the head ternary, and one naming other layers leaves them float
-    if skipped is not None and (not isinstance(skipped, list) or set(skipped) - {"lm_head"}
-                                or "lm_head" not in skipped):
+    if skipped is not None and (not isinstance(skipped, list) or not skipped
+                                or any(name != "lm_head" for name in skipped)):
         raise _fail(source, f"modules_to_not_convert is {_show(skipped)}, expected null or "
                             "['lm_head'] (every projection ternary, the head not)")
     return quant
@@ -289,6 +289,9 @@ def _llama3_scaling(params: dict[str, Any], raw: dict[str, Any], source: str) ->
             raise _fail(source, f"rope_scaling of rope_type 'llama3' lacks '{key}'")
     low = _get_float(params, "low_freq_factor", 1.0, source)
     high = _get_float(params, "high_freq_factor", 4.0, source)
+    factor = _get_float(params, "factor", 8.0, source)
+    if factor < 1:  # it divides frequencies: below 1 it would shorten the long wavelengths
+        raise _fail(source, f"rope_scaling factor is {factor}, expected a number >= 1")
     if high <= low:
         raise _fail(source, f"rope_scaling high_freq_factor ({high}) must exceed "
                             f"low_freq_factor ({low})")
@@ -297,7 +300,7 @@ def _llama3_scaling(params: dict[str, Any], raw: dict[str, Any], source: str) ->
     else:
         original = _get_int(raw, "max_position_embeddings", source) \
             if "max_position_embeddings" in raw else 4096
-    return Llama3Scaling(factor=_get_float(params, "factor", 8.0, source), low_freq_factor=low,
+    return Llama3Scaling(factor=factor, low_freq_factor=low,
                          high_freq_factor=high, original_max_position_embeddings=original)
 
 

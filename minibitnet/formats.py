@@ -5,7 +5,8 @@ Three formats, told apart by the files in the folder:
     packed        config.json + model.safetensors, U8 [out/4, in] projections + weight_scale
                   (microsoft/bitnet-b1.58-2B-4T; checkpoint.py)
     bf16-masters  config.json + model.safetensors, float [out, in] projections, no scales
-                  (microsoft/bitnet-b1.58-2B-4T-bf16; master.py), ternarised on load
+                  (microsoft/bitnet-b1.58-2B-4T-bf16, or 1bitLLM's fp16; master.py),
+                  ternarised on load
     gguf-i2s      one .gguf file and no model.safetensors (bitnet.cpp's ggml-model-i2_s.gguf;
                   gguf_checkpoint.py), config from its metadata
 
@@ -29,7 +30,8 @@ GGUF = "gguf-i2s"
 FORMATS = (PACKED, MASTERS, GGUF)
 DESCRIPTIONS = {
     PACKED: "Hugging Face BitNet b1.58 safetensors, packed uint8 ternary weights + bf16 scales",
-    MASTERS: "Hugging Face BitNet b1.58 safetensors, bf16 master weights (ternarised on load)",
+    MASTERS: "Hugging Face safetensors, float master weights (bf16, or fp16 for 1bitLLM; "
+             "ternarised on load)",
     GGUF: "GGUF v3, bitnet.cpp I2_S ternary weights (architecture bitnet-b1.58)",
 }
 

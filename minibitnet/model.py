@@ -111,9 +111,15 @@ class Model:
                 if not np.isfinite(h).all():
                     raise NumericalError(f"layer {index}: NaN or infinity in the hidden states "
                                          "(corrupt weights or scales?)")
+            h = rms_norm(h, self.norm, self.config.rms_norm_eps)  # (T, D) final norm
+            logits = self.head(h)  # (T, V)
+        # bf16 tables are not scanned at load (656 MB for 2B4T); a NaN or infinity in a row of
+        # the head shows up here, in the logits of that token
+        if not np.isfinite(logits).all():
+            raise NumericalError("output head: NaN or infinity in the logits (a corrupt row of "
+                                 "the embedding or lm_head?)")
         cache.advance(tokens.size)
-        h = rms_norm(h, self.norm, self.config.rms_norm_eps)  # (T, D) final norm
-        return self.head(h)  # (T, V)
+        return logits
 
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """Logits at every position of ``ids``, computed from scratch (no cache kept).

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minibitnet
 from minibitnet.errors import CheckpointError, ConfigError
@@ -175,6 +177,33 @@ def test_a_packed_llama3_config_names_where_rope_theta_may_sit(folders, tmp_path
     assert moved.config.rope_scaling == scaling and moved.config.rope_theta == 10000.0
     ids = random_ids(40, moved.config.vocab_size)
     assert np.array_equal(moved.logits(ids), minibitnet.load(folders["llama3"]).logits(ids))
+
+
+@pytest.mark.parametrize("shape", ["1bitllm", "falcon-e", "bitnet-online"])
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_corrupt_tensor_bytes_give_the_packages_own_errors(folders, tmp_path_factory, shape, data):
+    """Bytes of the fp16 / bf16 latents, tables and norms overwritten with NaN, infinity or
+    large values: the load or the forward fails with a MinibitnetError, or works."""
+    from minibitnet.errors import MinibitnetError
+    from minibitnet.safetensors import read_header
+
+    source = folders[shape] / "model.safetensors"
+    _, _, data_start = read_header(source)
+    raw = bytearray(source.read_bytes())
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(data_start, len(raw) - 2))
+        raw[at:at + 2] = data.draw(st.sampled_from([b"\xff\x7f", b"\x00\x7c", b"\x80\xff",
+                                                    b"\xff\x7b", b"\x00\x00"]))
+    folder = tmp_path_factory.mktemp("corrupt")
+    (folder / "config.json").write_bytes((folders[shape] / "config.json").read_bytes())
+    (folder / "model.safetensors").write_bytes(bytes(raw))
+    try:
+        logits = minibitnet.load(folder).logits([1, 2, 3])
+        assert np.isfinite(logits).all()
+    except MinibitnetError as exc:  # a file error names the file, a numerical one its place
+        assert "\n" not in str(exc)
+        assert str(folder) in str(exc) or str(exc).startswith(("layer ", "output head: "))
 
 
 # ---- against transformers ----

@@ -38,6 +38,7 @@ from minibitnet.safetensors import (
     write_safetensors,
 )
 from minibitnet.synthetic import tiny_config
+from family_builders import FAMILY_SHAPES
 from builders import build_checkpoint
 from strategies import INTERESTING_INTS, json_values
 
@@ -228,7 +229,14 @@ def check_invariants(config: ModelConfig) -> None:
                  config.num_hidden_layers, config.num_attention_heads,
                  config.num_key_value_heads, config.head_dim, config.max_position_embeddings):
         assert isinstance(size, int) and not isinstance(size, bool) and size >= 1
-    assert config.num_attention_heads * config.head_dim == config.hidden_size
+    if config.has_sub_norms:  # the sub-norm's width is both (LLaMA without them may differ)
+        assert config.num_attention_heads * config.head_dim == config.hidden_size
+    assert config.q_size % 4 == 0 and config.kv_size % 4 == 0
+    assert config.hidden_act in ("relu2", "silu")
+    assert config.quantization_mode in ("offline", "online")
+    if config.rope_scaling is not None:
+        assert config.rope_scaling.factor >= 1
+        assert config.rope_scaling.high_freq_factor > config.rope_scaling.low_freq_factor > 0
     assert config.num_attention_heads % config.num_key_value_heads == 0
     assert config.head_dim % 2 == 0
     assert config.hidden_size % 4 == 0 and config.intermediate_size % 4 == 0
@@ -249,11 +257,13 @@ def parse_config(raw: Any) -> ModelConfig | None:
 
 
 VALID_CONFIG = tiny_config().to_json_dict()
+# every family's config.json (tests/family_builders.py), so that their keys are mutated too
+VALID_CONFIGS = [VALID_CONFIG] + [config.to_json_dict() for config in FAMILY_SHAPES.values()]
 
 
 @st.composite
 def mutated_configs(draw: st.DrawFn) -> dict[str, Any]:
-    config = json.loads(json.dumps(VALID_CONFIG))
+    config = json.loads(json.dumps(draw(st.sampled_from(VALID_CONFIGS))))
     keys = sorted(config) + ["head_dim", "rope_parameters", "rope_scaling", "unknown"]
     for _ in range(draw(st.integers(1, 3))):
         key = draw(st.sampled_from(keys))

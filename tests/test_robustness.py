@@ -506,6 +506,23 @@ def test_overflow_is_reported_with_its_layer(valid_model: Path, tmp_path: Path) 
         model.logits([1, 2, 3])
 
 
+def test_nan_in_a_row_of_the_tied_head_is_reported_at_the_head(valid_model: Path,
+                                                                 tmp_path: Path) -> None:
+    """The embedding is not scanned at load; a NaN in the row of a token the prompt does not
+    use reaches only that token's logit, and the forward names the output head."""
+    folder = tmp_path / "model"
+    shutil.copytree(valid_model, folder)
+    width = minibitnet.load(valid_model).config.hidden_size
+    edit_tensor_bytes("model.embed_tokens.weight", 2 * width * 200, BF16_NAN)(folder)  # row 200
+    model = minibitnet.load(folder)
+    with pytest.raises(NumericalError, match="^output head: NaN or infinity in the logits"):
+        model.logits([1, 2, 3])
+    cache = model.new_cache()
+    with pytest.raises(NumericalError):
+        model.forward([1, 2], cache)
+    assert cache.length == 0  # a failed step leaves the cache where it was
+
+
 # ---- generate and chat: flags and interruption ----
 
 
