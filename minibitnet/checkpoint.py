@@ -1,6 +1,8 @@
 """Hugging Face BitNet checkpoint -> :class:`Weights`: a lookup table from names to tensors.
 
-A model folder holds ``config.json`` and ``model.safetensors`` (the 2B4T layout)::
+A model folder holds ``config.json`` and ``model.safetensors`` (the 2B4T layout; a large
+checkpoint may instead be split into shards named by ``model.safetensors.index.json``, read as
+one file by :mod:`minibitnet.shards`)::
 
     model.embed_tokens.weight                          BF16 [V, D]
     model.layers.N.input_layernorm.weight              BF16 [D]
@@ -46,9 +48,11 @@ from .master import ternarize_master, ternarize_online
 from .packing import has_invalid_codes
 from .pages import release_pages
 from .safetensors import SafetensorsFile, TensorInfo
+from .shards import ShardedSafetensors, open_tensors
 from .weights import LayerWeights, TernaryWeight, Weights
 
 WEIGHTS_FILE = "model.safetensors"
+TensorFile = SafetensorsFile | ShardedSafetensors  # one file, or the shards of an index
 FLOAT_DTYPES = ("BF16", "F16", "F32")
 # the two layouts a model.safetensors may have, as `minibitnet info` names them
 PACKED, MASTERS = "packed", "bf16-masters"
@@ -124,7 +128,7 @@ def layout_of(tensors: Mapping[str, TensorInfo]) -> str:
     return MASTERS if info is not None and info.dtype in FLOAT_DTYPES else PACKED
 
 
-def _check_tensors(file: SafetensorsFile, config: ModelConfig, layout: str) -> None:
+def _check_tensors(file: TensorFile, config: ModelConfig, layout: str) -> None:
     for name, (shape, dtypes) in _expected_items(config, "lm_head.weight" in file, layout):
         info = file.tensors.get(name)
         if info is None:
@@ -138,7 +142,7 @@ def _check_tensors(file: SafetensorsFile, config: ModelConfig, layout: str) -> N
                                   f"expected {' or '.join(dtypes)}")
 
 
-def _check_no_foreign_sub_norms(file: SafetensorsFile, config: ModelConfig) -> None:
+def _check_no_foreign_sub_norms(file: TensorFile, config: ModelConfig) -> None:
     """A sub-norm the config's family does not apply would be skipped silently and every logit
     would be wrong (a 2B4T file whose model_type says "llama", say): refuse it instead."""
     expected = sub_norm_names(config)
@@ -152,14 +156,14 @@ def _check_no_foreign_sub_norms(file: SafetensorsFile, config: ModelConfig) -> N
                     f"({'no sub-norms' if expected[0] is None else ', '.join(map(str, expected))})")
 
 
-def _load_norm(file: SafetensorsFile, name: str) -> np.ndarray:
+def _load_norm(file: TensorFile, name: str) -> np.ndarray:
     values = file.float32(name)
     if not np.isfinite(values).all():
         raise CheckpointError(f"{file.path}: tensor '{name}' holds NaN or infinity")
     return values
 
 
-def _load_ternary(file: SafetensorsFile, prefix: str) -> TernaryWeight:
+def _load_ternary(file: TensorFile, prefix: str) -> TernaryWeight:
     packed = file.array(prefix + ".weight")  # (out/4, in) uint8, memory-mapped
     for row in range(0, packed.shape[0], _SCAN_ROWS):
         if has_invalid_codes(packed[row:row + _SCAN_ROWS]):
@@ -173,14 +177,14 @@ def _load_ternary(file: SafetensorsFile, prefix: str) -> TernaryWeight:
     return TernaryWeight(packed=packed, weight_scale=np.float32(scale))
 
 
-def _load_master(file: SafetensorsFile, prefix: str, online: bool = False) -> TernaryWeight:
+def _load_master(file: TensorFile, prefix: str, online: bool = False) -> TernaryWeight:
     w = file.float32(prefix + ".weight")  # (out, in) float32 latent weights, a copy
     if not np.isfinite(w).all():
         raise CheckpointError(f"{file.path}: tensor '{prefix}.weight' holds NaN or infinity")
     return ternarize_online(w) if online else ternarize_master(w)
 
 
-def _load_projection(file: SafetensorsFile, prefix: str, config: ModelConfig,
+def _load_projection(file: TensorFile, prefix: str, config: ModelConfig,
                      layout: str) -> TernaryWeight:
     if layout == MASTERS:
         weight = _load_master(file, prefix, online=config.quantization_mode == "online")
@@ -191,7 +195,7 @@ def _load_projection(file: SafetensorsFile, prefix: str, config: ModelConfig,
     return replace(weight, input_norm=_load_norm(file, prefix + ".rms_norm.weight"))
 
 
-def _load_layer(file: SafetensorsFile, n: int, config: ModelConfig,
+def _load_layer(file: TensorFile, n: int, config: ModelConfig,
                 layout: str = PACKED) -> LayerWeights:
     p = f"model.layers.{n}."
     attn_sub_norm, ffn_sub_norm = sub_norm_names(config)
@@ -217,7 +221,7 @@ def _load_layer(file: SafetensorsFile, n: int, config: ModelConfig,
     )
 
 
-def _load_table(file: SafetensorsFile, name: str) -> np.ndarray:
+def _load_table(file: TensorFile, name: str) -> np.ndarray:
     """The embedding or head: bf16 bits (uint16) as stored, or an F16/F32 table as stored."""
     table = file.array(name)  # (V, D), memory-mapped
     if table.dtype != np.uint16:
@@ -228,19 +232,14 @@ def _load_table(file: SafetensorsFile, name: str) -> np.ndarray:
 
 
 def load_weights(model_dir: str | Path, config: ModelConfig | None = None) -> Weights:
-    """Open ``model_dir/model.safetensors`` (memory-mapped) and check it against the config."""
+    """Open ``model_dir/model.safetensors`` (memory-mapped; or the shards its index names, see
+    shards.py) and check it against the config."""
     model_dir = Path(model_dir)
     config = config or load_config(model_dir)
-    path = model_dir / WEIGHTS_FILE
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, expected the safetensors file")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file (sharded or .bin checkpoints are not "
-                              "supported; expected one model.safetensors)")
-    file = SafetensorsFile(path)
+    file = open_tensors(model_dir, WEIGHTS_FILE)
     layout = layout_of(file.tensors)
     if config.quantization_mode == "online" and FIRST_PROJECTION in file and layout != MASTERS:
-        raise CheckpointError(f"{path}: tensor '{FIRST_PROJECTION}' is packed, but "
+        raise CheckpointError(f"{file.path}: tensor '{FIRST_PROJECTION}' is packed, but "
                               "config.json says quantization_mode 'online', which expects "
                               "float master weights")
     _check_tensors(file, config, layout)

@@ -10,6 +10,7 @@ Three formats, told apart by the files in the folder:
     gguf-i2s      one .gguf file and no model.safetensors (bitnet.cpp's ggml-model-i2_s.gguf;
                   gguf_checkpoint.py), config from its metadata
 
+A sharded checkpoint (model.safetensors.index.json and its shards) counts as model.safetensors.
 model.safetensors wins when both are present, so a folder that holds a safetensors checkpoint
 behaves as before whatever else lies beside it; the first projection's dtype tells packed from
 masters (checkpoint.layout_of).
@@ -23,7 +24,7 @@ from .checkpoint import MASTERS, PACKED, WEIGHTS_FILE, layout_of, load_weights
 from .config import ModelConfig, load_config
 from .errors import CheckpointError
 from .gguf_checkpoint import GGUF_FILE, load_gguf
-from .safetensors import read_header
+from .shards import INDEX_FILE, open_tensors
 from .weights import Weights
 
 GGUF = "gguf-i2s"
@@ -39,7 +40,7 @@ DESCRIPTIONS = {
 def find_gguf(model_dir: Path) -> Path | None:
     """The .gguf file of a GGUF model folder; None when the folder has model.safetensors or no
     .gguf file. Several .gguf files: the one named ggml-model-i2_s.gguf, else CheckpointError."""
-    if (model_dir / WEIGHTS_FILE).exists():
+    if (model_dir / WEIGHTS_FILE).exists() or (model_dir / INDEX_FILE).exists():
         return None
     found = sorted(p for p in model_dir.glob("*.gguf") if p.is_file())
     if len(found) <= 1:
@@ -64,4 +65,4 @@ def read_model(model_dir: str | Path) -> tuple[ModelConfig, Weights, str]:
         return config, weights, GGUF
     config = load_config(model_dir)
     weights = load_weights(model_dir, config)  # every check, and the layout, happen here
-    return config, weights, layout_of(read_header(model_dir / WEIGHTS_FILE)[0])
+    return config, weights, layout_of(open_tensors(model_dir, WEIGHTS_FILE).tensors)

@@ -13,7 +13,8 @@ from ..families import FAMILIES
 from ..formats import DESCRIPTIONS, GGUF, find_gguf, read_model
 from ..gguf import I2_S, GGUFFile
 from ..loader import model_folder
-from ..safetensors import STORAGE_DTYPES, read_header
+from ..safetensors import STORAGE_DTYPES
+from ..shards import open_tensors
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -57,7 +58,7 @@ def _gguf_part_of(name: str, ggml_type: int) -> str:
 
 def _safetensors_parts(model_dir: Path, layout: str) -> tuple[dict[str, tuple[int, int]], int]:
     """(part -> (parameters, bytes), tensor count) of model.safetensors."""
-    tensors, _, _ = read_header(model_dir / WEIGHTS_FILE)
+    tensors = open_tensors(model_dir, WEIGHTS_FILE).tensors  # one file or the shards
     parts: dict[str, tuple[int, int]] = {}
     for name, info in tensors.items():
         count = info.num_elements * (4 if info.dtype == "U8" and name.endswith(".weight") else 1)
