@@ -370,7 +370,9 @@ def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
         if size % ROWS_PER_BYTE:
             raise _fail(source, f"{name} is {size}, expected a multiple of {ROWS_PER_BYTE} "
                                 "(packed weights hold 4 rows per byte)")
-    tie = _get_bool(raw, "tie_word_embeddings", True, source)
+    # subtle: LlamaConfig defaults to an untied head; this package has always read a bitnet
+    # file without the key as tied (2B4T's value), and keeps doing so
+    tie = _get_bool(raw, "tie_word_embeddings", family == BITNET, source)
     bos = _get_token_id(raw, "bos_token_id", vocab_size, source)
     eos = _get_token_id(raw, "eos_token_id", vocab_size, source)
     rope_theta, rope_scaling = _rope(raw, source)

@@ -18,6 +18,11 @@ few places, each of which becomes a :class:`~minibitnet.config.ModelConfig` fiel
                   architectures ["BitnetForCausalLM"]                             load (online)
                   (1bitLLM/bitnet_b1_58-large, -3B; their own remote code)
 
+The output head is never ternary: transformers leaves the output embedding out of the
+conversion when ``modules_to_not_convert`` is null (``get_keys_to_not_convert``), and config.py
+refuses a list naming anything but ``lm_head``. Whether the head is tied to the embedding is
+``tie_word_embeddings``, as for every family.
+
 The sub-norms sit at the same places in both families that have them (before o_proj and before
 down_proj) and differ only in their tensor names, which :mod:`minibitnet.checkpoint` looks up here.
 Left out: every other ``model_type`` (a plain LLaMA has no ternary weights to run).

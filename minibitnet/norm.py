@@ -1,5 +1,7 @@
 """RMSNorm, used before attention, before the feed-forward, at the end of the stack, and as the
-two BitNet sub-norms (``attn_sub_norm`` before o_proj, ``ffn_sub_norm`` before down_proj).
+two BitNet sub-norms (``attn_sub_norm`` before o_proj, ``ffn_sub_norm`` before down_proj; 1bitLLM
+calls them ``inner_attn_ln`` and ``ffn_layernorm``); with transformers' ``use_rms_norm`` also on
+the input of every BitLinear.
 
 Agrees with transformers' ``BitNetRMSNorm``: the mean square is taken in float32 and the learned
 weight multiplies the normalised values (there is no bias and no mean subtraction).

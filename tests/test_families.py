@@ -93,6 +93,56 @@ def test_config_round_trips_through_its_json(folders):
         assert minibitnet.load(folders[shape]).config == config, shape
 
 
+# Full-size config.json files in the form each family publishes (sizes as in Llama3-8B-1.58,
+# Falcon3-1B-1.58bit, bitnet_b1_58-xl and a Llama 3.1 rope entry); parsed, never run.
+PUBLISHED_FORMS = {
+    "llama-bitnet": {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+        "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+        "max_position_embeddings": 131072, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+        "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+        "tie_word_embeddings": False, "bos_token_id": 128000, "eos_token_id": 128009,
+        "attention_bias": False, "mlp_bias": False, "pretraining_tp": 1,
+        "torch_dtype": "bfloat16",
+        "quantization_config": {"modules_to_not_convert": None, "quant_method": "bitnet"}},
+    "falcon3": {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "head_dim": 256,
+        "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 18,
+        "num_attention_heads": 8, "num_key_value_heads": 4, "vocab_size": 131072,
+        "max_position_embeddings": 8192, "rms_norm_eps": 1e-06, "rope_theta": 1000042,
+        "rope_scaling": None, "tie_word_embeddings": False, "bos_token_id": 11,
+        "eos_token_id": 11, "torch_dtype": "bfloat16",
+        "quantization_config": {"modules_to_not_convert": ["lm_head"], "quant_method": "bitnet"}},
+    "1bitllm": {
+        "architectures": ["BitnetForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+        "auto_map": {"AutoModelForCausalLM": "modeling_bitnet.BitnetForCausalLM"},
+        "hidden_size": 2048, "intermediate_size": 5460, "num_hidden_layers": 24,
+        "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32002,
+        "max_position_embeddings": 2048, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+        "rope_scaling": None, "pad_token_id": 32000, "bos_token_id": 1, "eos_token_id": 2,
+        "weight_bits": 1, "input_bits": 8, "torch_dtype": "float16"},
+}
+
+
+def test_published_config_forms_parse_to_their_families():
+    from minibitnet.config import Llama3Scaling, config_from_dict
+
+    llama = config_from_dict(PUBLISHED_FORMS["llama-bitnet"])
+    assert (llama.family, llama.hidden_act, llama.has_sub_norms) == ("llama-bitnet", "silu", False)
+    assert llama.rope_scaling == Llama3Scaling(8.0, 1.0, 4.0, 8192)
+    falcon = config_from_dict(PUBLISHED_FORMS["falcon3"])
+    assert (falcon.family, falcon.head_dim, falcon.hidden_act) == ("llama-bitnet", 256, "silu")
+    onebit = config_from_dict(PUBLISHED_FORMS["1bitllm"])
+    assert (onebit.family, onebit.quantization_mode, onebit.has_sub_norms) == (
+        "1bitllm", "online", True)
+    assert onebit.extra["pad_token_id"] == 32000  # kept, as every unknown key is
+    for form in PUBLISHED_FORMS.values():  # LlamaConfig's default: an untied head
+        without = {k: v for k, v in form.items() if k != "tie_word_embeddings"}
+        assert config_from_dict(without).tie_word_embeddings is False
+
+
 def test_online_masters_convert_to_a_packed_file_with_the_same_logits(folders, tmp_path):
     """The float32 scale of online quantisation is kept exactly (F32 where bf16 cannot hold
     it) and the packed file is written with an offline config, which it loads under."""
