@@ -121,18 +121,10 @@ class ModelConfig:
             "initializer_range": 0.02,
             "use_cache": True,
             "torch_dtype": "bfloat16",
-            "quantization_config": {
-                "quant_method": "bitnet",
-                "linear_class": "bitlinear",
-                "quantization_mode": "offline",
-            },
+            "quantization_config": _quantization_config(self),
         }
         if self.head_dim * self.num_attention_heads != self.hidden_size:
             out["head_dim"] = self.head_dim
-        if self.quantization_mode != "offline":
-            out["quantization_config"] = {"quant_method": "bitnet",
-                                          "linear_class": "autobitlinear",
-                                          "quantization_mode": self.quantization_mode}
         if self.family != BITNET:
             out.update(_family_keys(self))
             if out["quantization_config"] is None:  # 1bitLLM files have none
@@ -149,17 +141,21 @@ def _family_keys(config: ModelConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"architectures": [family.architecture],
                            "model_type": family.model_type,
                            "mlp_bias": False, "pretraining_tp": 1}
-    if config.family == LLAMA_BITNET:
-        online = config.quantization_mode == "online"  # masters, as for the bitnet family
-        quant: dict[str, Any] = {"quant_method": "bitnet",
-                                 "linear_class": "autobitlinear" if online else "bitlinear",
-                                 "quantization_mode": config.quantization_mode}
-        if config.use_rms_norm:
-            quant.update(use_rms_norm=True, rms_norm_eps=config.quant_rms_norm_eps)
-        out["quantization_config"] = quant
-    else:  # 1bitLLM: no quantization_config; its BitLinear reads these two
+    if config.family == ONEBITLLM:  # no quantization_config; its BitLinear reads these two
         out.update(quantization_config=None, weight_bits=1, input_bits=8, torch_dtype="float16")
     return out
+
+
+def _quantization_config(config: ModelConfig) -> dict[str, Any]:
+    """transformers' BitNetQuantConfig of this config: BitLinear for packed weights (2B4T's
+    entry), AutoBitLinear for online masters, with the BitLinear input norm when used."""
+    online = config.quantization_mode == "online"
+    quant: dict[str, Any] = {"quant_method": "bitnet",
+                             "linear_class": "autobitlinear" if online else "bitlinear",
+                             "quantization_mode": config.quantization_mode}
+    if config.use_rms_norm:
+        quant.update(use_rms_norm=True, rms_norm_eps=config.quant_rms_norm_eps)
+    return quant
 
 
 # ---- reading and checking config.json ----

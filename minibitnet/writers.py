@@ -37,7 +37,8 @@ def is_bf16_exact(values: np.ndarray) -> bool:
 
 def named_tensor(weights: Weights, name: str) -> np.ndarray | TernaryWeight:
     """The value behind a Hugging Face tensor name: bf16 bits (embedding, head), a float32
-    norm, or the TernaryWeight of ``...{q,k,v,o,gate,up,down}_proj`` (name without .weight)."""
+    norm (a BitLinear input norm ``..._proj.rms_norm.weight`` too), or the TernaryWeight of
+    ``...{q,k,v,o,gate,up,down}_proj`` (name without .weight)."""
     if name == "model.embed_tokens.weight":
         return weights.embed_tokens
     if name == "lm_head.weight":
@@ -45,6 +46,11 @@ def named_tensor(weights: Weights, name: str) -> np.ndarray | TernaryWeight:
         return weights.lm_head
     if name == "model.norm.weight":
         return weights.norm
+    if name.endswith(".rms_norm.weight"):  # ...<proj>.rms_norm.weight: a BitLinear input norm
+        _, _, n, _, projection, _, _ = name.split(".")
+        weight = getattr(weights.layers[int(n)], projection)
+        assert isinstance(weight, TernaryWeight) and weight.input_norm is not None
+        return weight.input_norm
     _, _, n, *_, field, _ = name.split(".")  # model.layers.N.<self_attn|mlp>.field.weight
     value: np.ndarray | TernaryWeight = getattr(weights.layers[int(n)], field)
     return value

@@ -32,8 +32,11 @@ FAMILY_SHAPES: dict[str, ModelConfig] = {
     # theta 10000, Hd 24 and L 48 the 12 wavelengths (6.3 ... 13000) fall in all three bands
     "llama3": tiny_config(**LLAMA, tie_word_embeddings=False, head_dim=24,
                           rope_scaling=Llama3Scaling(8.0, 1.0, 4.0, 48)),
-    # the same LLaMA with bf16 masters under AutoBitLinear's online mode
+    # the same LLaMA with bf16 masters under AutoBitLinear's online mode, with and without
+    # the BitLinear input norm; and the bitnet family with that norm
     "llama-online": tiny_config(**LLAMA, quantization_mode="online"),
+    "falcon-e-online": tiny_config(**LLAMA, quantization_mode="online", use_rms_norm=True),
+    "bitnet-rms-norm": tiny_config(use_rms_norm=True, quant_rms_norm_eps=1e-5),
     # 1bitLLM bitnet_b1_58: sub-norms under their own names, fp16 latents quantised on load
     "1bitllm": tiny_config(family=ONEBITLLM, hidden_act="silu", quantization_mode="online",
                            tie_word_embeddings=False, num_key_value_heads=4),

@@ -32,10 +32,12 @@ import minibitnet
 from minibitnet.errors import CheckpointError, ConfigError
 from family_builders import FAMILY_SHAPES, build_family_checkpoint
 
-TRANSFORMERS_SHAPES = ["bitnet-online", "falcon3", "falcon-e", "llama3", "llama-online"]
+TRANSFORMERS_SHAPES = ["bitnet-online", "falcon3", "falcon-e", "llama3", "llama-online",
+                       "falcon-e-online", "bitnet-rms-norm"]
 ONEBITLLM_SHAPES = ["1bitllm", "1bitllm-tied"]
 FAMILY_NAMES = {"bitnet-online": "bitnet", "falcon3": "llama-bitnet", "falcon-e": "llama-bitnet",
-                "llama3": "llama-bitnet", "llama-online": "llama-bitnet", "1bitllm": "1bitllm", "1bitllm-tied": "1bitllm"}
+                "llama3": "llama-bitnet", "llama-online": "llama-bitnet",
+                "falcon-e-online": "llama-bitnet", "bitnet-rms-norm": "bitnet", "1bitllm": "1bitllm", "1bitllm-tied": "1bitllm"}
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +156,23 @@ def test_online_masters_convert_to_a_packed_file_with_the_same_logits(folders, t
     assert packed.config.quantization_mode == "offline"
     ids = random_ids(12, packed.config.vocab_size)
     assert np.array_equal(packed.logits(ids), minibitnet.load(folders["bitnet-online"]).logits(ids))
+
+
+def test_bitlinear_input_norms_survive_conversion_to_masters_and_back(folders, tmp_path,
+                                                                     capsys):
+    from minibitnet.cli import main
+
+    source = folders["bitnet-rms-norm"]
+    assert main(["convert", str(source), str(tmp_path / "masters"), "--to", "bf16"]) == 0
+    assert main(["convert", str(tmp_path / "masters"), str(tmp_path / "back"),
+                 "--to", "safetensors"]) == 0
+    back = minibitnet.load(tmp_path / "back")
+    assert back.config == minibitnet.load(source).config and back.config.use_rms_norm
+    ids = random_ids(12, back.config.vocab_size)
+    assert np.array_equal(back.logits(ids), minibitnet.load(source).logits(ids))
+    capsys.readouterr()
+    assert main(["convert", str(source), str(tmp_path / "gguf"), "--to", "gguf-i2s"]) == 1
+    assert "(use_rms_norm), which GGUF I2_S models cannot hold" in capsys.readouterr().err
 
 
 def test_convert_refuses_the_llama_families(folders, tmp_path, capsys):

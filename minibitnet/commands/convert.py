@@ -108,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
     out_file = dst / (GGUF_FILE if target == GGUF else WEIGHTS_FILE)
     tokenizer_keys = None
     if target == GGUF:
+        if config.use_rms_norm:  # bitnet.cpp's graph has no norm inside its BitLinear
+            raise ArgumentError(f"SRC {src}: its BitLinear layers normalise their input "
+                                "(use_rms_norm), which GGUF I2_S models cannot hold")
         check_i2s_shapes(config, out_file)  # before anything is written
         tokenizer = read_tokenizer_files(src)
         if tokenizer is not None:
