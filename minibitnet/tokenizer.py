@@ -201,10 +201,10 @@ def load(model_dir: str | Path) -> Tokenizer:
 
 
 def tokenizer_from_json(spec: Any, config: Any, path: str, config_path: str,
-                        name: str = "tokenizer") -> Tokenizer:
+                        encoding_name: str = "tokenizer") -> Tokenizer:
     """A Tokenizer from parsed tokenizer.json and tokenizer_config.json ({} when absent).
 
-    path, config_path: what errors name for each; name: the tiktoken encoding's name
+    path, config_path: what errors name for each; encoding_name: the tiktoken encoding's name
     """
     if not isinstance(spec, dict):
         raise TokenizerError(f"{path}: top level is {type(spec).__name__}, expected an object")
@@ -229,7 +229,7 @@ def tokenizer_from_json(spec: Any, config: Any, path: str, config_path: str,
         raise TokenizerError(f"{config_path}: chat_template is {type(template).__name__}, "
                              "expected a string (named templates are not supported)")
     try:
-        encoding = tiktoken.Encoding(name, pat_str=pat_str,
+        encoding = tiktoken.Encoding(encoding_name, pat_str=pat_str,
                                      mergeable_ranks=ranks, special_tokens=specials)
     except ValueError as exc:  # the Rust side rejects the regex
         raise TokenizerError(f"{path}: Split regex not accepted by tiktoken: {exc}") from None
