@@ -94,9 +94,15 @@ def _describe_model(model_dir: Path) -> None:
     print(f"format:  {layout}: {DESCRIPTIONS[layout]} "
           f"({'tied' if config.tie_word_embeddings else 'untied'} head), "
           f"{tensor_count} tensors")
+    traits = [f"quantization_mode {config.quantization_mode}"] \
+        if config.quantization_mode != "offline" else []
+    if config.use_rms_norm:
+        traits.append(f"an RMSNorm inside every BitLinear (use_rms_norm, eps "
+                      f"{config.quant_rms_norm_eps:g})")
+    if config.rope_scaling is not None:
+        traits.append(f"llama3 RoPE scaling (factor {config.rope_scaling.factor:g})")
     print(f"family:  {config.family}: {FAMILIES[config.family].description}"
-          + (f", quantization_mode {config.quantization_mode}"
-             if config.quantization_mode != "offline" else ""))
+          + "".join(f", {trait}" for trait in traits))
     _print_config(config)
     _print_parts(parts)
 
