@@ -43,7 +43,7 @@ import numpy as np
 
 from .config import ModelConfig, load_config
 from .errors import CheckpointError
-from .families import FAMILIES
+from .families import BITNET, FAMILIES
 from .master import ternarize_master, ternarize_online
 from .packing import has_invalid_codes
 from .pages import release_pages
@@ -118,7 +118,7 @@ def sub_norm_names(config: ModelConfig) -> tuple[str | None, str | None]:
 def table_dtypes_of(config: ModelConfig) -> tuple[str, ...]:
     """Dtypes the embedding and head may have: BF16 in the 2B4T layout (its writers and the GGUF
     converter rely on it), any float for the LLaMA families (1bitLLM ships fp16)."""
-    return ("BF16",) if config.family == "bitnet" else FLOAT_DTYPES
+    return ("BF16",) if config.family == BITNET else FLOAT_DTYPES
 
 
 def layout_of(tensors: Mapping[str, TensorInfo]) -> str:
@@ -142,9 +142,14 @@ def _check_tensors(file: TensorFile, config: ModelConfig, layout: str) -> None:
                                   f"expected {' or '.join(dtypes)}")
 
 
-def _check_no_foreign_sub_norms(file: TensorFile, config: ModelConfig) -> None:
-    """A sub-norm the config's family does not apply would be skipped silently and every logit
-    would be wrong (a 2B4T file whose model_type says "llama", say): refuse it instead."""
+def _check_no_unapplied_norms(file: TensorFile, config: ModelConfig) -> None:
+    """A norm the config does not apply would be skipped silently and every logit would be
+    wrong (a 2B4T file whose model_type says "llama", a Falcon-E file without use_rms_norm):
+    refuse it instead."""
+    input_norm = "model.layers.0.self_attn.q_proj.rms_norm.weight"
+    if not config.use_rms_norm and input_norm in file:
+        raise CheckpointError(f"{file.path}: holds '{input_norm}', an RMSNorm inside BitLinear, "
+                              "but config.json's quantization_config lacks use_rms_norm: true")
     expected = sub_norm_names(config)
     for family in FAMILIES.values():
         for name in family.sub_norms or ():
@@ -243,7 +248,7 @@ def load_weights(model_dir: str | Path, config: ModelConfig | None = None) -> We
                               "config.json says quantization_mode 'online', which expects "
                               "float master weights")
     _check_tensors(file, config, layout)
-    _check_no_foreign_sub_norms(file, config)
+    _check_no_unapplied_norms(file, config)
     return Weights(
         embed_tokens=_load_table(file, "model.embed_tokens.weight"),
         layers=[_load_layer(file, n, config, layout) for n in range(config.num_hidden_layers)],

@@ -223,6 +223,9 @@ BAD_CONFIGS = [
                                          "quantization_mode": "online"}},
      CheckpointError, r"holds 'model.layers.0.self_attn.inner_attn_ln.weight', a sub-norm of "
                       r"the 1bitllm family, but config.json describes the llama-bitnet family"),
+    ("falcon-e", {"quantization_config": QUANT}, CheckpointError,
+     r"holds 'model.layers.0.self_attn.q_proj.rms_norm.weight', an RMSNorm inside BitLinear, "
+     r"but config.json's quantization_config lacks use_rms_norm: true"),
 ]
 
 
