@@ -1,11 +1,12 @@
 """Builders for the checkpoint families of minibitnet/families.py, written into tmp_path.
 
 Each shape is small (2 layers, widths under 100) and chosen to exercise what sets its family
-apart: an online-quantised bitnet config over bf16 masters; LLaMA-architecture configs with
-transformers' bitnet quantisation (packed weights, SiLU gate, no sub-norms), one with the
-RMSNorm inside every BitLinear (``use_rms_norm``), one with Llama 3.1 RoPE scaling and a head
-size whose product with the head count is not the hidden size; and 1bitLLM's layout (fp16
-latents, sub-norms named inner_attn_ln / ffn_layernorm, fp16 embedding and head).
+apart: an online-quantised bitnet config over bf16 masters, and a bitnet config with the RMSNorm
+inside every BitLinear (``use_rms_norm``); LLaMA-architecture configs with transformers' bitnet
+quantisation (SiLU gate, no sub-norms): packed, packed with ``use_rms_norm``, packed with Llama
+3.1 RoPE scaling and a head size whose product with the head count is not the hidden size, and
+bf16 masters under online quantisation with and without ``use_rms_norm``; and 1bitLLM's layout
+(fp16 latents, sub-norms named inner_attn_ln / ffn_layernorm, fp16 embedding and head).
 """
 
 from __future__ import annotations
