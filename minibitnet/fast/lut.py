@@ -29,6 +29,7 @@ TABLE_SIZE: Final = 243  # partial sums per group, one per base-3 code
 GROUPS_PER_WORD: Final = 8  # eight code bytes per i64 word, little-endian
 WORD_TABLE_SIZE: Final = 8 * 243  # table entries covered by one weight word
 BYTE_MASK: Final = 255
+TILE_WORDS: Final = 64  # weight words (320 columns) per column tile of matvec_into
 
 
 @final
@@ -120,30 +121,40 @@ def build_table(x_q: bytes, start: i64, in_features: i64, groups: i64) -> vec[i1
 
 
 def matvec_into(acc: vec[i32], out_start: i64, table: vec[i16], matrix: LutMatrix) -> None:
-    """acc[out_start + r] = sum over row r of the table entries its codes select (exact).
+    """acc[out_start + r] += sum over row r of the table entries its codes select (exact).
 
     This is the hot loop: per weight word, eight table reads (one per five weights). Each entry
     is at most 640 in magnitude, so the eight add up to at most 5120 and fit the i16 sum.
+
+    The columns are taken TILE_WORDS words at a time, every row for one tile before the next:
+    the part of the table a tile reads (TILE_WORDS * 1944 i16 entries, 249 KB) then stays in
+    the L2 cache while the weights stream past it, where a 6912-wide row would sweep its whole
+    672 KB table through a 1 MB L2 once per row. Measured on 2560 x 6912 in alternating builds:
+    0.148 and 0.153 ns/weight untiled, 0.129 and 0.138 tiled; 2560-wide rows (one tile) are
+    unchanged.
     """
     words = matrix.words
     words_per_row = matrix.words_per_row
-    for r in range(matrix.out_features):
-        row_start = r * words_per_row
-        total: i32 = 0  # |total| <= 128 * in < 2^31
-        base: i64 = 0  # table entries of group 8 j start at base = 1944 j
-        for j in range(row_start, row_start + words_per_row):
-            word = words[j]
-            # mask after every shift: the arithmetic shift of a negative word drags sign bits in
-            total += i32(table[base + (word & BYTE_MASK)]
-                         + table[base + 243 + ((word >> 8) & BYTE_MASK)]
-                         + table[base + 486 + ((word >> 16) & BYTE_MASK)]
-                         + table[base + 729 + ((word >> 24) & BYTE_MASK)]
-                         + table[base + 972 + ((word >> 32) & BYTE_MASK)]
-                         + table[base + 1215 + ((word >> 40) & BYTE_MASK)]
-                         + table[base + 1458 + ((word >> 48) & BYTE_MASK)]
-                         + table[base + 1701 + ((word >> 56) & BYTE_MASK)])
-            base += WORD_TABLE_SIZE
-        acc[out_start + r] = total
+    for tile_start in range(0, words_per_row, TILE_WORDS):
+        tile_end = min(tile_start + TILE_WORDS, words_per_row)
+        for r in range(matrix.out_features):
+            row_start = r * words_per_row
+            total: i32 = 0  # |total| <= 128 * in < 2^31
+            base: i64 = tile_start * WORD_TABLE_SIZE  # group 8 j's entries start at 1944 j
+            for j in range(row_start + tile_start, row_start + tile_end):
+                word = words[j]
+                # mask after every shift: the arithmetic shift of a negative word drags sign
+                # bits in
+                total += i32(table[base + (word & BYTE_MASK)]
+                             + table[base + 243 + ((word >> 8) & BYTE_MASK)]
+                             + table[base + 486 + ((word >> 16) & BYTE_MASK)]
+                             + table[base + 729 + ((word >> 24) & BYTE_MASK)]
+                             + table[base + 972 + ((word >> 32) & BYTE_MASK)]
+                             + table[base + 1215 + ((word >> 40) & BYTE_MASK)]
+                             + table[base + 1458 + ((word >> 48) & BYTE_MASK)]
+                             + table[base + 1701 + ((word >> 56) & BYTE_MASK)])
+                base += WORD_TABLE_SIZE
+            acc[out_start + r] += total
 
 
 def ternary_matvec(x_q: bytes, matrix: LutMatrix) -> vec[i32]:
