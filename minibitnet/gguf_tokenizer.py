@@ -11,7 +11,7 @@ bitnet.cpp's GGUF carries the tokenizer in its metadata (llama.cpp's ``gpt2`` BP
     (bos / eos ids are written with the model metadata, gguf_checkpoint.py)
 
 Only the LLaMA-3 form that :mod:`minibitnet.tokenizer` reads is converted, in both directions:
-the Split regex of ``synthetic_tokenizer.LLAMA3_PATTERN`` ("llama-bpe"), byte-level tokens, and
+the Split regex of ``tokenizer_json.LLAMA3_PATTERN`` ("llama-bpe"), byte-level tokens, and
 special tokens taken from ``added_tokens``. The GGUF list is dense (ids 0 .. N-1); a
 tokenizer.json with a gap in its ids is refused. Key names and token types as gguf-py's
 ``constants.py`` (``Keys.Tokenizer``, ``TokenType``).

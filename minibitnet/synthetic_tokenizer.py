@@ -27,9 +27,10 @@ from typing import Any
 from .byte_level import BYTE_TO_CHAR
 from .chat_template import BITNET_2B4T_TEMPLATE
 from .files import atomic_write_text
+from .tokenizer_json import LLAMA3_PATTERN, llama3_tokenizer_json
 
-LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
-                  r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+__all__ = ["LLAMA3_PATTERN", "LLAMA3_SPECIAL_TOKENS", "LLAMA3_VOCAB", "all_split_merges",
+           "synthetic_vocab", "tokenizer_config_json", "tokenizer_json", "write_tokenizer"]
 
 # The LLaMA-3 special tokens, in id order after the ordinary vocabulary (Meta's tokenizer.py).
 LLAMA3_SPECIAL_TOKENS = [
@@ -80,39 +81,14 @@ def all_split_merges(vocab: dict[str, int]) -> list[list[str]]:
 
 def tokenizer_json(vocab: dict[str, int], merges: list[list[str]] | None = None
                    ) -> dict[str, Any]:
-    """A tokenizer.json object in LLaMA-3's form for ``vocab``, the special tokens after it."""
+    """A tokenizer.json object in LLaMA-3's form for ``vocab``, the special tokens after it.
+
+    merges: None lists every split of every token (:func:`all_split_merges`)
+    """
     first_special = max(vocab.values()) + 1
-    added = [{"id": first_special + i, "content": content, "single_word": False, "lstrip": False,
-              "rstrip": False, "normalized": False, "special": True}
-             for i, content in enumerate(LLAMA3_SPECIAL_TOKENS)]
-    bos = LLAMA3_SPECIAL_TOKENS[0]
-    return {
-        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
-        "normalizer": None,
-        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated",
-             "invert": False},
-            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-             "use_regex": False}]},
-        "post_processor": {"type": "Sequence", "processors": [
-            {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False,
-             "use_regex": True},
-            {"type": "TemplateProcessing",
-             "single": [{"SpecialToken": {"id": bos, "type_id": 0}},
-                        {"Sequence": {"id": "A", "type_id": 0}}],
-             "pair": [{"SpecialToken": {"id": bos, "type_id": 0}},
-                      {"Sequence": {"id": "A", "type_id": 0}},
-                      {"SpecialToken": {"id": bos, "type_id": 1}},
-                      {"Sequence": {"id": "B", "type_id": 1}}],
-             "special_tokens": {bos: {"id": bos, "ids": [first_special], "tokens": [bos]}}}]},
-        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
-                    "use_regex": True},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None,
-                  "continuing_subword_prefix": None, "end_of_word_suffix": None,
-                  "fuse_unk": False, "byte_fallback": False, "ignore_merges": True,
-                  "vocab": vocab,
-                  "merges": merges if merges is not None else all_split_merges(vocab)},
-    }
+    specials = {content: first_special + i for i, content in enumerate(LLAMA3_SPECIAL_TOKENS)}
+    return llama3_tokenizer_json(vocab, merges if merges is not None else all_split_merges(vocab),
+                                 specials, LLAMA3_SPECIAL_TOKENS[0])
 
 
 def tokenizer_config_json() -> dict[str, Any]:

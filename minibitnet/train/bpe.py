@@ -37,10 +37,8 @@ import tiktoken
 from ..byte_level import token_string
 from ..chat_template import BITNET_2B4T_TEMPLATE
 from ..files import atomic_write_text
+from ..tokenizer_json import LLAMA3_PATTERN, llama3_tokenizer_json
 
-# The pre-tokenisation pattern of LLaMA-3 (and so of BitNet b1.58 2B4T).
-LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 BOS_TOKEN = "<|begin_of_text|>"
 EOS_TOKEN = "<|end_of_text|>"
@@ -147,44 +145,9 @@ def _merges(ranks: dict[bytes, int]) -> list[str]:
 
 
 def tokenizer_json(ranks: dict[bytes, int]) -> dict[str, object]:
-    """The tokenizer.json object in the LLaMA-3 structure."""
+    """The tokenizer.json object in the LLaMA-3 structure (see minibitnet.tokenizer_json)."""
     vocab = {token_string(token): rank for token, rank in sorted(ranks.items(), key=lambda t: t[1])}
-    added = [{"id": token_id, "content": token, "single_word": False, "lstrip": False,
-              "rstrip": False, "normalized": False, "special": True}
-             for token, token_id in special_token_ids(ranks).items()]
-    bos_id = special_token_ids(ranks)[BOS_TOKEN]
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added,
-        "normalizer": None,
-        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated",
-             "invert": False},
-            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-             "use_regex": False},
-        ]},
-        "post_processor": {"type": "Sequence", "processors": [
-            {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False,
-             "use_regex": True},
-            {"type": "TemplateProcessing",
-             "single": [{"SpecialToken": {"id": BOS_TOKEN, "type_id": 0}},
-                        {"Sequence": {"id": "A", "type_id": 0}}],
-             "pair": [{"SpecialToken": {"id": BOS_TOKEN, "type_id": 0}},
-                      {"Sequence": {"id": "A", "type_id": 0}},
-                      {"SpecialToken": {"id": BOS_TOKEN, "type_id": 1}},
-                      {"Sequence": {"id": "B", "type_id": 1}}],
-             "special_tokens": {BOS_TOKEN: {"id": BOS_TOKEN, "ids": [bos_id],
-                                            "tokens": [BOS_TOKEN]}}},
-        ]},
-        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
-                    "use_regex": True},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None,
-                  "continuing_subword_prefix": None, "end_of_word_suffix": None,
-                  "fuse_unk": False, "byte_fallback": False, "ignore_merges": True,
-                  "vocab": vocab, "merges": _merges(ranks)},
-    }
+    return llama3_tokenizer_json(vocab, _merges(ranks), special_token_ids(ranks), BOS_TOKEN)
 
 
 def tokenizer_config_json(max_length: int) -> dict[str, object]:
