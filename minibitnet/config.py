@@ -32,6 +32,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .families import BITNET, FAMILIES, LLAMA_BITNET, ONEBITLLM, family_of
+from .files import read_bounded
 
 # Packed ternary weights hold four rows per byte, so every output size must be a multiple of 4.
 ROWS_PER_BYTE = 4
@@ -419,14 +420,7 @@ def load_config(model_dir: str | Path) -> ModelConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (a model folder holds config.json and "
                           "model.safetensors)")
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes, expected a small "
-                          "JSON config")
+    data = read_bounded(path, MAX_CONFIG_BYTES, ConfigError, "a small JSON config")
     try:
         raw = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:

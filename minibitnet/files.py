@@ -1,10 +1,15 @@
-"""Atomic file writes: a write either completes or leaves the previous file untouched.
+"""Atomic file writes, and bounded reads of the small files a model folder holds.
+
+A write either completes or leaves the previous file untouched.
 
 Every file this package writes (checkpoints, training snapshots, exported models) goes through
 :func:`atomic_write`: the bytes go to a temporary file in the same folder, are flushed and
 fsynced, and only then renamed over the target. ``os.replace`` within one folder is atomic on
 POSIX and Windows, so a crash or Ctrl-C mid-write leaves either the old file or the new one,
 never half of each.
+
+A small file (config.json, a shard index) is read through :func:`read_bounded`, which stops one
+byte past its limit, so a file that is not what it claims is refused without being read whole.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from .errors import MinibitnetError
 
 
 @contextlib.contextmanager
@@ -69,3 +76,18 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_bounded(path: Path, limit: int, error: type[MinibitnetError], expected: str) -> bytes:
+    """The bytes of the small file ``path``: at most ``limit`` of them, or ``error``.
+
+    expected: what the file should be, for the message (e.g. "a small JSON config")
+    """
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise error(f"{path}: larger than {limit} bytes, expected {expected}")
+    return data

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError
+from .files import read_bounded
 from .safetensors import SafetensorsFile, TensorInfo
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -33,14 +34,7 @@ MAX_INDEX_BYTES = 16 * 1024 * 1024
 
 def _read_weight_map(path: Path) -> dict[str, str]:
     """The weight_map of an index file, checked: tensor name -> shard file name."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_INDEX_BYTES + 1)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if len(data) > MAX_INDEX_BYTES:
-        raise CheckpointError(f"{path}: larger than {MAX_INDEX_BYTES} bytes, expected a small "
-                              "JSON index")
+    data = read_bounded(path, MAX_INDEX_BYTES, CheckpointError, "a small JSON index")
     try:
         raw: Any = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
