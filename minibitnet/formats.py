@@ -33,7 +33,7 @@ DESCRIPTIONS = {
     PACKED: "Hugging Face BitNet b1.58 safetensors, packed uint8 ternary weights + bf16 scales",
     MASTERS: "Hugging Face safetensors, float master weights (bf16, or fp16 for 1bitLLM; "
              "ternarised on load)",
-    GGUF: "GGUF v3, bitnet.cpp I2_S ternary weights (architecture bitnet-b1.58)",
+    GGUF: "GGUF v3, bitnet.cpp I2_S ternary weights",  # `info` adds general.architecture
 }
 
 

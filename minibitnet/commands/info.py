@@ -70,8 +70,8 @@ def _safetensors_parts(model_dir: Path, layout: str) -> tuple[dict[str, tuple[in
     return parts, len(tensors)
 
 
-def _gguf_parts(path: Path) -> tuple[dict[str, tuple[int, int]], int]:
-    """(part -> (parameters, bytes), tensor count) of a GGUF file."""
+def _gguf_parts(path: Path) -> tuple[dict[str, tuple[int, int]], int, str]:
+    """(part -> (parameters, bytes), tensor count, general.architecture) of a GGUF file."""
     file = GGUFFile(path)
     parts: dict[str, tuple[int, int]] = {}
     for name, info in file.tensors.items():
@@ -79,19 +79,21 @@ def _gguf_parts(path: Path) -> tuple[dict[str, tuple[int, int]], int]:
         old_count, old_bytes = parts.get(_gguf_part_of(name, info.ggml_type), (0, 0))
         parts[_gguf_part_of(name, info.ggml_type)] = (old_count + count,
                                                       old_bytes + info.num_bytes)
-    return parts, len(file.tensors)
+    return parts, len(file.tensors), str(file.metadata["general.architecture"])
 
 
 def _describe_model(model_dir: Path) -> None:
     # every check a load makes, so info also vets a checkpoint
     config, _, layout = read_model(model_dir)
     gguf_path = find_gguf(model_dir) if layout == GGUF else None
+    description = DESCRIPTIONS[layout]
     if gguf_path is not None:
-        parts, tensor_count = _gguf_parts(gguf_path)
+        parts, tensor_count, architecture = _gguf_parts(gguf_path)
+        description += f", architecture {architecture}"  # bitnet-b1.58, bitnet or llama
     else:
         parts, tensor_count = _safetensors_parts(model_dir, layout)
     print(f"model:   {model_dir}" + (f" ({gguf_path.name})" if gguf_path is not None else ""))
-    print(f"format:  {layout}: {DESCRIPTIONS[layout]} "
+    print(f"format:  {layout}: {description} "
           f"({'tied' if config.tie_word_embeddings else 'untied'} head), "
           f"{tensor_count} tensors")
     traits = [f"quantization_mode {config.quantization_mode}"] \
