@@ -440,24 +440,31 @@ def test_a_mutated_gguf_loads_or_gives_a_checkpoint_error(valid_gguf, tmp_path_f
         pass
 
 
-def test_an_f16_embedding_is_rounded_to_bf16(packed_and_gguf, tmp_path):
-    # bitnet.cpp's converter writes token_embd as F16; the model's table is bf16
+def test_an_f16_embedding_is_kept_as_stored(packed_and_gguf, tmp_path):
+    # bitnet.cpp's converter writes token_embd as F16; it is read as stored, never rounded
+    from dataclasses import replace
+
     from minibitnet.gguf_checkpoint import gguf_metadata, gguf_tensors
     from minibitnet.safetensors import float32_to_bf16
 
     packed, _ = packed_and_gguf
     config = minibitnet.load(packed).config
     weights = load_weights(packed)
-    embedding = bf16_to_float32(np.asarray(weights.embed_tokens)) * np.float32(1 / 3)  # (V, D)
+    thirds = bf16_to_float32(np.asarray(weights.embed_tokens)) * np.float32(1 / 3)  # (V, D)
+    embedding = thirds.astype(np.float16)  # (V, D)
     tensors = gguf_tensors(config, weights)
     tensors[0] = TensorToWrite("token_embd.weight", tensors[0].dims, F16,
                                lambda: embedding.astype("<f2"))
     write_gguf(tmp_path / "f16.gguf", gguf_metadata(config), tensors)
     _, loaded = load_gguf(tmp_path / "f16.gguf")
-    expected = float32_to_bf16(embedding.astype(np.float16).astype(np.float32))
-    assert loaded.embed_tokens.dtype == np.uint16
-    assert np.array_equal(loaded.embed_tokens, expected)
-    assert not np.array_equal(expected, weights.embed_tokens)  # the case is not trivial
+    assert loaded.embed_tokens.dtype == np.float16
+    assert np.array_equal(loaded.embed_tokens, embedding)
+    expected = Model(config, replace(weights, embed_tokens=embedding)).logits(PROMPT)
+    assert np.array_equal(Model(config, loaded).logits(PROMPT), expected)
+    # the case is not trivial: the same table rounded to bf16 gives other logits
+    rounded = float32_to_bf16(embedding.astype(np.float32))
+    assert not np.array_equal(Model(config, replace(weights, embed_tokens=rounded)
+                                    ).logits(PROMPT), expected)
 
 
 @pytest.mark.parametrize("key, value, expect", [
