@@ -25,7 +25,7 @@ from hypothesis.extra import numpy as hnp
 import minibitnet
 from minibitnet.cli import main
 from minibitnet.config import Llama3Scaling, ModelConfig
-from minibitnet.errors import CheckpointError, ConfigError
+from minibitnet.errors import CheckpointError, ConfigError, NumericalError
 from minibitnet.families import LLAMA_BITNET, ONEBITLLM
 from minibitnet.formats import read_model
 from minibitnet.gguf import (
@@ -485,3 +485,38 @@ def test_the_valid_variant_of_the_corrupt_cases_loads(built, tmp_path):
     for name, model in built.items():
         path = write_variant(model, tmp_path / name / GGUF_FILE)
         assert load_gguf(path)[0] == model["config"]
+
+
+@pytest.fixture(scope="module")
+def online_llama_file(online_llama, tmp_path_factory) -> tuple[bytes, int]:
+    """The bytes of a llama GGUF file with permuted rows and the exact-scales key, and where
+    its data section starts."""
+    path = write_gguf_model(tmp_path_factory.mktemp("fuzz") / GGUF_FILE, online_llama["config"],
+                            online_llama["weights"])
+    return path.read_bytes(), GGUFFile(path).data_start
+
+
+@given(data=st.data())
+def test_a_mutated_llama_gguf_loads_or_gives_a_clean_error(online_llama_file, tmp_path_factory,
+                                                           data):
+    original, data_start = online_llama_file
+    raw = bytearray(original)
+    action = data.draw(st.sampled_from(["cut", "flip-header", "flip-data"]))
+    if action == "cut":
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+    else:
+        at = data.draw(st.integers(0, data_start - 1) if action == "flip-header"
+                       else st.integers(data_start, len(raw) - 1))
+        raw[at] = data.draw(st.integers(0, 255))
+    folder = tmp_path_factory.mktemp("mutated")
+    (folder / GGUF_FILE).write_bytes(bytes(raw))
+    try:
+        model = minibitnet.load(folder)
+    except (CheckpointError, ConfigError) as error:
+        assert "\n" not in str(error) and str(folder / GGUF_FILE) in str(error)
+        return
+    with np.errstate(over="ignore", invalid="ignore"):  # a changed value may overflow
+        try:
+            assert model.logits([1, 2]).shape == (2, model.config.vocab_size)
+        except NumericalError:
+            pass
