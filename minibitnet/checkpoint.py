@@ -28,8 +28,8 @@ float dtype: masters), and masters are ternarised on load by :mod:`minibitnet.ma
 The other families (:mod:`minibitnet.families`) change three rows of the table: the sub-norms
 are absent (llama-bitnet) or named ``self_attn.inner_attn_ln`` / ``mlp.ffn_layernorm``
 (1bitllm); with ``use_rms_norm`` each projection carries ``*_proj.rms_norm.weight`` [in], the
-RMSNorm inside transformers' BitLinear; and their embedding and head may be F16 or F32 as well
-(1bitLLM ships fp16), kept in that dtype. A config with ``quantization_mode`` "online" needs
+RMSNorm inside transformers' BitLinear. In every family the embedding and head may be BF16, F16
+or F32 (1bitLLM ships fp16) and are kept in that dtype. A config with ``quantization_mode`` "online" needs
 masters: its scale is recomputed from them in float32 (master.py).
 """
 
@@ -43,7 +43,7 @@ import numpy as np
 
 from .config import ModelConfig, load_config
 from .errors import CheckpointError
-from .families import BITNET, FAMILIES
+from .families import FAMILIES
 from .master import ternarize_master, ternarize_online
 from .packing import has_invalid_codes
 from .pages import release_pages
@@ -116,9 +116,10 @@ def sub_norm_names(config: ModelConfig) -> tuple[str | None, str | None]:
 
 
 def table_dtypes_of(config: ModelConfig) -> tuple[str, ...]:
-    """Dtypes the embedding and head may have: BF16 in the 2B4T layout (its writers and the GGUF
-    converter rely on it), any float for the LLaMA families (1bitLLM ships fp16)."""
-    return ("BF16",) if config.family == BITNET else FLOAT_DTYPES
+    """Dtypes the embedding and head may have: any float, kept as stored. 2B4T ships BF16 and
+    1bitLLM fp16; a 1bitLLM model converted to the packed layout (commands/convert.py) is a
+    bitnet-family file that keeps its fp16 tables, so the family does not restrict them."""
+    return FLOAT_DTYPES
 
 
 def layout_of(tensors: Mapping[str, TensorInfo]) -> str:

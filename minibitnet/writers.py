@@ -6,6 +6,11 @@ other as F32 (both layouts accept F32 there), so converting a checkpoint to anot
 back gives the same bytes. Projections go through :func:`minibitnet.packing.pack_ternary`
 (packed) or :func:`minibitnet.master.master_from_ternary` (masters), one tensor in memory at a
 time; files are written atomically, model.safetensors before config.json.
+
+Every family writes both layouts under its own tensor names (the sub-norms are
+``inner_attn_ln`` / ``ffn_layernorm`` for 1bitLLM), except that a packed 1bitLLM model
+becomes the bitnet family (:func:`config_for_layout` says why). Embedding and head keep the
+dtype they are held in (BF16, or F16 / F32 for the LLaMA families).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import numpy as np
 
 from .checkpoint import MASTERS, PACKED, WEIGHTS_FILE, expected_tensors
 from .config import ModelConfig
+from .errors import CheckpointError
+from .families import BITNET, ONEBITLLM
 from .files import atomic_write_text
 from .master import master_from_ternary
 from .packing import unpack_ternary
@@ -27,6 +34,12 @@ from .weights import TernaryWeight, Weights
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 NORMS = ("input_layernorm", "post_attention_layernorm", "attn_sub_norm", "ffn_sub_norm")
+# the sub-norms under each family's tensor name (families.py) -> the LayerWeights field
+SUB_NORM_FIELDS = {"attn_sub_norm": "attn_sub_norm", "ffn_sub_norm": "ffn_sub_norm",
+                   "inner_attn_ln": "attn_sub_norm", "ffn_layernorm": "ffn_sub_norm"}
+# the safetensors dtype of an embedding or head table, by the dtype it is held in
+TABLE_DTYPES = {np.dtype(np.uint16): "BF16", np.dtype(np.float16): "F16",
+                np.dtype(np.float32): "F32"}
 
 
 def is_bf16_exact(values: np.ndarray) -> bool:
@@ -52,7 +65,8 @@ def named_tensor(weights: Weights, name: str) -> np.ndarray | TernaryWeight:
         assert isinstance(weight, TernaryWeight) and weight.input_norm is not None
         return weight.input_norm
     _, _, n, *_, field, _ = name.split(".")  # model.layers.N.<self_attn|mlp>.field.weight
-    value: np.ndarray | TernaryWeight = getattr(weights.layers[int(n)], field)
+    value: np.ndarray | TernaryWeight = getattr(weights.layers[int(n)],
+                                                SUB_NORM_FIELDS.get(field, field))
     return value
 
 
@@ -74,12 +88,26 @@ def tensor_specs(config: ModelConfig, weights: Weights, layout: str) -> list[Ten
             value = named_tensor(weights, name)
             assert isinstance(value, np.ndarray)
             specs.append(_float_spec(name, value))
-        else:  # projections (U8 packed or BF16 masters), embedding and head (BF16)
+        elif name in ("model.embed_tokens.weight", "lm_head.weight"):
+            table = named_tensor(weights, name)
+            assert isinstance(table, np.ndarray)
+            specs.append(TensorSpec(name, TABLE_DTYPES[table.dtype], shape))  # kept as held
+        else:  # projections: U8 packed or BF16 masters
             specs.append(TensorSpec(name, dtypes[0], shape))
     return specs
 
 
-def _produce(weights: Weights) -> Callable[[TensorSpec], np.ndarray]:
+def _master(weight: TernaryWeight, name: str, path: Path) -> np.ndarray:
+    """(out, in) bf16 latents of one projection; CheckpointError naming it if none exist."""
+    w_ternary = unpack_ternary(np.asarray(weight.packed))  # (out, in) int8
+    try:
+        return master_from_ternary(w_ternary, weight.weight_scale)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: cannot write tensor '{name}' as bf16 latents: "
+                              f"{error}") from None
+
+
+def _produce(weights: Weights, path: Path) -> Callable[[TensorSpec], np.ndarray]:
     def produce(spec: TensorSpec) -> np.ndarray:
         if spec.name.endswith(".weight_scale"):
             weight = named_tensor(weights, spec.name.removesuffix("_scale"))
@@ -90,13 +118,31 @@ def _produce(weights: Weights) -> Callable[[TensorSpec], np.ndarray]:
             if isinstance(found, TernaryWeight):
                 if spec.dtype == "U8":
                     return np.asarray(found.packed)  # (out/4, in) uint8
-                w_ternary = unpack_ternary(np.asarray(found.packed))  # (out, in) int8
-                return master_from_ternary(w_ternary, found.weight_scale)  # (out, in) bf16
-            if found.dtype == np.uint16:  # embedding or head: bf16 bits, kept as they are
-                return np.asarray(found)
+                return _master(found, spec.name, path)  # (out, in) bf16
+            if spec.name in ("model.embed_tokens.weight", "lm_head.weight"):
+                return np.asarray(found)  # bf16 bits, float16 or float32: kept as they are
             value = found  # a norm, float32
         return float32_to_bf16(value) if spec.dtype == "BF16" else value.astype(np.float32)
     return produce
+
+
+def config_for_layout(config: ModelConfig, layout: str) -> ModelConfig:
+    """The config a folder of ``layout`` is written with: the same model, in the form under
+    which that layout loads.
+
+    PACKED:  quantization_mode "offline" (packed weights carry their scale; the float32 scale
+             of online masters is kept exactly, as F32 where bf16 cannot hold it). 1bitLLM has
+             no packed layout of its own, and its model is exactly a BitNet b1.58 one with a
+             SiLU gate (same sub-norms, quantisers and RoPE; families.py): it is written as the
+             bitnet family, which transformers' BitNetForCausalLM loads.
+    MASTERS: quantization_mode "online" (as microsoft/bitnet-b1.58-2B-4T-bf16 and transformers'
+             AutoBitLinear): the loader keeps the float32 absmean scale of the latents, which
+             master_from_ternary makes equal to every weight_scale, bf16 or not.
+    """
+    if layout == PACKED:
+        family = BITNET if config.family == ONEBITLLM else config.family
+        return replace(config, family=family, quantization_mode="offline")
+    return replace(config, quantization_mode="online")
 
 
 def write_safetensors_model(out_dir: str | Path, config: ModelConfig, weights: Weights,
@@ -109,14 +155,11 @@ def write_safetensors_model(out_dir: str | Path, config: ModelConfig, weights: W
     """
     if layout not in (PACKED, MASTERS):
         raise ValueError(f"layout {layout!r}: expected {PACKED!r} or {MASTERS!r}")
-    if layout == PACKED and config.quantization_mode == "online":
-        # packed weights carry their scale, so the file is offline; the float32 scale of the
-        # online masters is kept exactly (written as F32 where bf16 cannot hold it)
-        config = replace(config, quantization_mode="offline")
+    config = config_for_layout(config, layout)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_safetensors(out_dir / WEIGHTS_FILE, tensor_specs(config, weights, layout),
-                      _produce(weights), on_bytes=on_bytes)
+                      _produce(weights, out_dir / WEIGHTS_FILE), on_bytes=on_bytes)
     atomic_write_text(out_dir / "config.json", json.dumps(config.to_json_dict(), indent=2) + "\n")
     return out_dir
 

@@ -175,17 +175,6 @@ def test_bitlinear_input_norms_survive_conversion_to_masters_and_back(folders, t
     assert "(use_rms_norm), which GGUF I2_S models cannot hold" in capsys.readouterr().err
 
 
-def test_convert_refuses_the_llama_families(folders, tmp_path, capsys):
-    from minibitnet.cli import main
-
-    assert main(["convert", str(folders["1bitllm"]), str(tmp_path / "out"),
-                 "--to", "safetensors"]) == 1
-    assert capsys.readouterr().err == (f"minibitnet: error: SRC {folders['1bitllm']}: holds a "
-                                       "1bitllm checkpoint; convert writes the bitnet family "
-                                       "only\n")
-    assert not (tmp_path / "out").exists()
-
-
 def edited_copy(src: Path, dst: Path, **config_values: object) -> Path:
     """A copy of model folder ``src`` whose config.json has ``config_values`` set (None: deleted)."""
     dst.mkdir()

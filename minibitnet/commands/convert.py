@@ -3,11 +3,13 @@
 The source may be any format :mod:`minibitnet.formats` reads; every check of a load is made
 before anything is written. The destination is a folder: config.json + model.safetensors for
 ``safetensors`` (packed) and ``bf16`` (masters), or ggml-model-i2_s.gguf alone for
-``gguf-i2s``. The tokenizer files of the source are copied beside the weights; a GGUF also
-gets the tokenizer in its metadata, and a GGUF source without tokenizer.json beside it gives
-tokenizer.json and tokenizer_config.json rebuilt from its metadata (gguf_tokenizer.py). Every
-file is written atomically (weights first), with a progress bar on stderr; the folder path
-alone goes to stdout.
+``gguf-i2s``. Every family converts: the family of the result is
+:func:`minibitnet.writers.config_for_layout`'s for safetensors and bf16, and the GGUF
+architecture of the family for gguf-i2s (gguf_checkpoint.py). The tokenizer files of the
+source are copied beside the weights; a GGUF also gets the tokenizer in its metadata, and a
+GGUF source without tokenizer.json beside it gives tokenizer.json and tokenizer_config.json
+rebuilt from its metadata (gguf_tokenizer.py). Every file is written atomically (weights
+first), with a progress bar on stderr; the folder path alone goes to stdout.
 """
 
 from __future__ import annotations
@@ -20,15 +22,14 @@ from pathlib import Path
 
 from ..checkpoint import MASTERS, PACKED, WEIGHTS_FILE
 from ..errors import ArgumentError
-from ..families import BITNET
 from ..files import atomic_write, atomic_write_text
 from ..formats import GGUF, find_gguf, read_model
 from ..gguf import GGUFFile
-from ..gguf_checkpoint import GGUF_FILE, check_i2s_shapes, gguf_bytes, write_gguf_model
+from ..gguf_checkpoint import GGUF_FILE, check_gguf_writable, gguf_bytes, write_gguf_model
 from ..gguf_tokenizer import read_tokenizer_files, tokenizer_files, tokenizer_metadata
 from ..loader import model_folder
 from ..progress import ProgressBar
-from ..writers import safetensors_bytes, write_safetensors_model
+from ..writers import config_for_layout, safetensors_bytes, write_safetensors_model
 
 TARGETS = {"gguf-i2s": GGUF, "safetensors": PACKED, "bf16": MASTERS}
 # copied from the source folder when present, so the new folder can generate text
@@ -42,16 +43,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="convert a model folder between packed safetensors, bf16 masters and GGUF I2_S",
         description="Read a model folder in any supported format (packed uint8 ternary "
                     "safetensors as microsoft/bitnet-b1.58-2B-4T, bf16 master weights as "
-                    "microsoft/bitnet-b1.58-2B-4T-bf16, or a bitnet.cpp ggml-model-i2_s.gguf), "
-                    "check it as a load does, and write it in the format given by --to into a "
-                    "new folder: config.json + model.safetensors for safetensors and bf16, "
+                    "microsoft/bitnet-b1.58-2B-4T-bf16, or a bitnet.cpp ggml-model-i2_s.gguf) "
+                    "and family (BitNet b1.58; LLaMA with transformers' bitnet quantisation, "
+                    "as Falcon3 1.58-bit, Falcon-E and Llama3-8B-1.58; 1bitLLM), check it as a "
+                    "load does, and write it in the format given by --to into a new folder: "
+                    "config.json + model.safetensors for safetensors and bf16, "
                     "ggml-model-i2_s.gguf for gguf-i2s, plus the source's tokenizer files. "
-                    "Packed <-> GGUF is lossless both ways (same codes, same bf16 scales). bf16 "
-                    "masters are ternarised with the absmean quantiser; going to bf16 writes "
-                    "latents that ternarise back to the same codes and scales. Files are "
-                    "written atomically, with progress on stderr.",
+                    "The model is kept exactly: the written folder has the same ternary codes, "
+                    "scales, norms and embedding as the source, so its logits are identical. "
+                    "bf16 masters are ternarised with the absmean quantiser on load; going to "
+                    "bf16 writes latents that ternarise back to the same codes and scales (the "
+                    "latents a packed file was made from cannot be recovered). 1bitLLM has no "
+                    "packed layout and is written as a BitNet b1.58 model with a SiLU gate. "
+                    "Files are written atomically, with progress on stderr.",
         epilog="example: minibitnet convert /models/bitnet-b1.58-2B-4T /models/2b4t-gguf "
-               "--to gguf-i2s. GGUF I2_S needs every projection input to be a multiple of 128.",
+               "--to gguf-i2s. GGUF I2_S needs every projection input to be a multiple of "
+               "128, and cannot hold an RMSNorm inside BitLinear (Falcon-E).",
     )
     parser.add_argument("src", metavar="SRC", help="the model folder to read")
     parser.add_argument("dst", metavar="DST", help="the folder to write (created if missing)")
@@ -102,23 +109,22 @@ def run(args: argparse.Namespace) -> int:
         raise ArgumentError(f"DST {dst}: already holds {stale[0].name}; pass --force to "
                             "replace the model there")
     config, weights, source_format = read_model(src)
-    if config.family != BITNET:  # the writers know the 2B4T tensor names and bf16 tables only
-        raise ArgumentError(f"SRC {src}: holds a {config.family} checkpoint; convert writes "
-                            f"the {BITNET} family only")
     out_file = dst / (GGUF_FILE if target == GGUF else WEIGHTS_FILE)
     tokenizer_keys = None
     if target == GGUF:
-        if config.use_rms_norm:  # bitnet.cpp's graph has no norm inside its BitLinear
-            raise ArgumentError(f"SRC {src}: its BitLinear layers normalise their input "
-                                "(use_rms_norm), which GGUF I2_S models cannot hold")
-        check_i2s_shapes(config, out_file)  # before anything is written
+        check_gguf_writable(config, out_file)  # before anything is written
         tokenizer = read_tokenizer_files(src)
         if tokenizer is not None:
             tokenizer_keys = tokenizer_metadata(*tokenizer, str(src / "tokenizer.json"))
         total = gguf_bytes(config, weights)
     else:
         total = safetensors_bytes(config, weights, target)
-    print(f"converting {src} ({source_format}) to {target} in {dst}", file=sys.stderr)
+    print(f"converting {src} ({source_format}, {config.family} family) to {target} in {dst}",
+          file=sys.stderr)
+    if target != GGUF and config_for_layout(config, target).family != config.family:
+        print(f"note: the {config.family} family has no {target} layout of its own; writing "
+              f"its model as the {config_for_layout(config, target).family} family, which "
+              "computes the same function", file=sys.stderr)
     dst.mkdir(parents=True, exist_ok=True)
     bar = ProgressBar(total, out_file.name)
     if target == GGUF:
