@@ -232,32 +232,3 @@ def test_what_gguf_cannot_hold_is_refused_by_convert_before_writing(tmp_path, ca
     assert err.startswith(f"minibitnet: error: {tmp_path / 'out' / GGUF_FILE}: ")
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "out").exists()
-
-
-# ---- transformers reads what convert writes ----
-
-transformers = pytest.importorskip("transformers")
-torch = pytest.importorskip("torch")
-
-
-def transformers_logits(folder: Path, ids: list[int]) -> np.ndarray:
-    theirs = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    theirs.eval()
-    with torch.no_grad():
-        return theirs(torch.tensor([ids])).logits[0].numpy()
-
-
-@pytest.mark.oracle
-@pytest.mark.parametrize("shape, target", [
-    ("1bitllm", "safetensors"), ("falcon3", "bf16"), ("falcon-e", "bf16"), ("llama3", "bf16"),
-    ("llama-online", "safetensors"), ("bitnet-online", "safetensors"),
-    ("bitnet-rms-norm", "bf16")])
-def test_transformers_loads_the_converted_folder_and_agrees(converted, shape, target):
-    """Within 1e-3 in float32, the tolerance of tests/test_families.py (summation order; the
-    online layers there compute in float where we sum integers)."""
-    ids = np.random.default_rng(1).integers(0, FAMILY_SHAPES[shape].vocab_size, 17).tolist()
-    expected = transformers_logits(converted[shape, target], ids)
-    got = minibitnet.load(converted[shape, target]).logits(ids)
-    worst = float(np.abs(got - expected).max())
-    print(f"{shape} -> {target}: worst |logit difference| {worst:.3g}")
-    assert worst < 1e-3

@@ -295,6 +295,25 @@ def test_logits_match_transformers(folders, shape):
 
 
 @pytest.mark.oracle
+@pytest.mark.parametrize("shape, target", [
+    ("1bitllm", "safetensors"), ("falcon3", "bf16"), ("falcon-e", "bf16"), ("llama3", "bf16"),
+    ("llama-online", "safetensors"), ("bitnet-online", "safetensors"),
+    ("bitnet-rms-norm", "bf16")])
+def test_transformers_loads_what_convert_writes_and_agrees(folders, tmp_path, shape, target):
+    """A packed 1bitLLM model becomes a BitNetForCausalLM file, masters an AutoBitLinear online
+    one (tests/test_convert_families.py); transformers runs both, within the tolerance above."""
+    from minibitnet.cli import main
+
+    assert main(["convert", str(folders[shape]), str(tmp_path / "out"), "--to", target]) == 0
+    ids = random_ids(33, FAMILY_SHAPES[shape].vocab_size, ORACLE_SEED)
+    expected = transformers_logits(tmp_path / "out", ids)
+    got = minibitnet.load(tmp_path / "out").logits(ids)
+    worst = float(np.abs(got - expected).max())
+    print(f"{shape} -> {target}: worst |logit difference| {worst:.3g}")
+    assert worst < 1e-3
+
+
+@pytest.mark.oracle
 @pytest.mark.parametrize("head_dim, theta, scaling", [
     (24, 10000.0, (8.0, 1.0, 4.0, 48)), (128, 500000.0, (8.0, 1.0, 4.0, 8192)),
     (64, 10000.0, (32.0, 1.0, 4.0, 8192)), (16, 10000.0, (4.0, 2.0, 8.0, 512))])
