@@ -27,7 +27,7 @@ from .config import ModelConfig
 from .errors import CheckpointError
 from .families import BITNET, ONEBITLLM
 from .files import atomic_write_text
-from .master import master_from_ternary
+from .latents import master_from_ternary
 from .packing import unpack_ternary
 from .safetensors import TensorSpec, bf16_to_float32, float32_to_bf16, write_safetensors
 from .weights import TernaryWeight, Weights

@@ -1,4 +1,5 @@
-"""Hypothesis strategies shared by the tests: ternary matrices, int8 activations, JSON values."""
+"""Hypothesis strategies shared by the tests: ternary matrices, int8 activations, JSON values,
+codes with zeros and float32 scales."""
 
 from __future__ import annotations
 
@@ -31,6 +32,28 @@ def int8_arrays(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
     )
 
 
+@st.composite
+def codes_with_zeros(draw: st.DrawFn) -> np.ndarray:
+    """(out, in) int8 codes, out a multiple of 4, with at least one nonzero and three zeros:
+    one nonzero, sparse, a third zero, dense, or all nonzero but three."""
+    rows, cols = 4 * draw(st.integers(1, 75)), draw(st.integers(1, 300))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    fill = draw(st.sampled_from(["one", "sparse", "third", "dense", "three zeros"]))
+    n = rows * cols
+    nonzero_share = {"one": 0.0, "sparse": 0.02, "third": 2 / 3, "dense": 0.98, "three zeros": 1.0}
+    signs = rng.choice(np.array([-1, 1], np.int8), n)  # (n,)
+    w = np.where(rng.random(n) < nonzero_share[fill], signs, 0).astype(np.int8)  # (n,)
+    zeros = rng.choice(n, 4, replace=False)
+    w[zeros[:3]] = 0
+    w[zeros[3]] = signs[0]  # at least one nonzero
+    return w.reshape(rows, cols)
+
+
+# float32 bit patterns from 1e-2 to 1e4: any float32 scale, not only bf16 values
+float32_scales = st.integers(0x3C23D70A, 0x461C4000).map(
+    lambda bits: np.array([bits], np.uint32).view(np.float32)[0])
+
+
 # Integers at the edges that parsers get wrong: zero, negatives, powers of two, 32/64-bit limits,
 # and one beyond what a NumPy int64 holds.
 INTERESTING_INTS = [0, 1, -1, 2, 3, 4, 7, 8, 64, 255, 256, 2**31, 2**32, 2**53 + 1, 2**63 - 1,
@@ -49,3 +72,4 @@ json_values = st.recursive(
     | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=10,
 )
+
