@@ -444,7 +444,8 @@ def test_an_f16_embedding_is_kept_as_stored(packed_and_gguf, tmp_path):
     # bitnet.cpp's converter writes token_embd as F16; it is read as stored, never rounded
     from dataclasses import replace
 
-    from minibitnet.gguf_checkpoint import gguf_metadata, gguf_tensors
+    from minibitnet.gguf_checkpoint import gguf_tensors
+    from minibitnet.gguf_config import gguf_metadata
     from minibitnet.safetensors import float32_to_bf16
 
     packed, _ = packed_and_gguf
@@ -477,7 +478,8 @@ def test_an_f16_embedding_is_kept_as_stored(packed_and_gguf, tmp_path):
 ])
 def test_metadata_of_the_wrong_type_is_one_clean_error(packed_and_gguf, tmp_path, key, value,
                                                        expect):
-    from minibitnet.gguf_checkpoint import gguf_metadata, gguf_tensors
+    from minibitnet.gguf_checkpoint import gguf_tensors
+    from minibitnet.gguf_config import gguf_metadata
 
     packed, _ = packed_and_gguf
     config = minibitnet.load(packed).config

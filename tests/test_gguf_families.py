@@ -32,11 +32,12 @@ from minibitnet.gguf import (
     ARRAY, BF16, F16, F32, FLOAT32, I2_S, INT32, STRING, UINT32, GGUFFile, TensorToWrite,
     write_gguf,
 )
-from minibitnet.gguf_checkpoint import (
-    EXACT_SCALES_KEY, GGUF_ARCHITECTURES, GGUF_FILE, check_gguf_writable, gguf_metadata,
-    gguf_tensors, load_gguf, permute_rope_rows, unpermute_rope_rows, weight_scale_metadata,
-    write_gguf_model,
+from minibitnet.gguf_architectures import (
+    GGUF_ARCHITECTURES, check_gguf_writable, permute_rope_rows, unpermute_rope_rows,
 )
+from minibitnet.gguf_checkpoint import GGUF_FILE, gguf_tensors, load_gguf, write_gguf_model
+from minibitnet.gguf_config import gguf_metadata
+from minibitnet.gguf_scales import EXACT_SCALES_KEY, weight_scale_metadata
 from minibitnet.i2s import unpack_i2s
 from minibitnet.master import round_scale_to_bf16
 from minibitnet.packing import unpack_ternary

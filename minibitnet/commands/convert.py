@@ -25,7 +25,8 @@ from ..errors import ArgumentError
 from ..files import atomic_write, atomic_write_text
 from ..formats import GGUF, find_gguf, read_model
 from ..gguf import GGUFFile
-from ..gguf_checkpoint import GGUF_FILE, check_gguf_writable, gguf_bytes, write_gguf_model
+from ..gguf_architectures import check_gguf_writable
+from ..gguf_checkpoint import GGUF_FILE, gguf_bytes, write_gguf_model
 from ..gguf_tokenizer import read_tokenizer_files, tokenizer_files, tokenizer_metadata
 from ..loader import model_folder
 from ..progress import ProgressBar
