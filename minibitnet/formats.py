@@ -8,7 +8,7 @@ Three formats, told apart by the files in the folder:
                   (microsoft/bitnet-b1.58-2B-4T-bf16, or 1bitLLM's fp16; master.py),
                   ternarised on load
     gguf-i2s      one .gguf file and no model.safetensors (bitnet.cpp's ggml-model-i2_s.gguf;
-                  gguf_checkpoint.py), config from its metadata
+                  gguf_checkpoint.py), config from its metadata (gguf_config.py)
 
 A sharded checkpoint (model.safetensors.index.json and its shards) counts as model.safetensors.
 model.safetensors wins when both are present, so a folder that holds a safetensors checkpoint

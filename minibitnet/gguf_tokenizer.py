@@ -8,7 +8,7 @@ bitnet.cpp's GGUF carries the tokenizer in its metadata (llama.cpp's ``gpt2`` BP
     tokenizer.ggml.token_type    INT32 array   1 normal, 3 control (special), 4 user-defined
     tokenizer.ggml.merges        STRING array  "left right", in merge order
     tokenizer.chat_template      STRING        optional
-    (bos / eos ids are written with the model metadata, gguf_checkpoint.py)
+    (bos / eos ids are written with the model metadata, gguf_config.py)
 
 Only the LLaMA-3 form that :mod:`minibitnet.tokenizer` reads is converted, in both directions:
 the Split regex of ``tokenizer_json.LLAMA3_PATTERN`` ("llama-bpe"), byte-level tokens, and

@@ -4,7 +4,7 @@ Both layouts are tabled in :mod:`minibitnet.checkpoint`. The writer is lossless 
 layout allows it: a norm or a scale that a bf16 number holds exactly is written as BF16, any
 other as F32 (both layouts accept F32 there), so converting a checkpoint to another format and
 back gives the same bytes. Projections go through :func:`minibitnet.packing.pack_ternary`
-(packed) or :func:`minibitnet.master.master_from_ternary` (masters), one tensor in memory at a
+(packed) or :func:`minibitnet.latents.master_from_ternary` (masters), one tensor in memory at a
 time; files are written atomically, model.safetensors before config.json.
 
 Every family writes both layouts under its own tensor names (the sub-norms are

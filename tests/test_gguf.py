@@ -72,7 +72,7 @@ def test_i2s_refuses_rows_that_are_not_whole_blocks():
 
 def test_inverse_scale_rounded_to_bf16_gives_back_every_bf16_weight_scale():
     # every positive bf16 scale from 2^-100 to 2^100: written as float32(1 / s), read back as
-    # bf16(1 / that) -- the subtle: comment of gguf_checkpoint.py
+    # bf16(1 / that) -- the subtle: comment of gguf_scales.py
     bits = np.arange(0x0D80, 0x7180, dtype=np.uint16)  # bf16 patterns of 2^-100 ... 2^100
     for s in bf16_to_float32(bits):
         i2s_scale = np.float32(1.0 / float(s))

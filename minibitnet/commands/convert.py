@@ -5,7 +5,7 @@ before anything is written. The destination is a folder: config.json + model.saf
 ``safetensors`` (packed) and ``bf16`` (masters), or ggml-model-i2_s.gguf alone for
 ``gguf-i2s``. Every family converts: the family of the result is
 :func:`minibitnet.writers.config_for_layout`'s for safetensors and bf16, and the GGUF
-architecture of the family for gguf-i2s (gguf_checkpoint.py). The tokenizer files of the
+architecture of the family for gguf-i2s (gguf_architectures.py). The tokenizer files of the
 source are copied beside the weights; a GGUF also gets the tokenizer in its metadata, and a
 GGUF source without tokenizer.json beside it gives tokenizer.json and tokenizer_config.json
 rebuilt from its metadata (gguf_tokenizer.py). Every file is written atomically (weights
