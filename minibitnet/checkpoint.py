@@ -28,9 +28,10 @@ float dtype: masters), and masters are ternarised on load by :mod:`minibitnet.ma
 The other families (:mod:`minibitnet.families`) change three rows of the table: the sub-norms
 are absent (llama-bitnet) or named ``self_attn.inner_attn_ln`` / ``mlp.ffn_layernorm``
 (1bitllm); with ``use_rms_norm`` each projection carries ``*_proj.rms_norm.weight`` [in], the
-RMSNorm inside transformers' BitLinear. In every family the embedding and head may be BF16, F16
-or F32 (1bitLLM ships fp16) and are kept in that dtype. A config with ``quantization_mode`` "online" needs
-masters: its scale is recomputed from them in float32 (master.py).
+RMSNorm inside transformers' BitLinear. In every family the embedding and head may be BF16,
+F16 or F32 (1bitLLM ships fp16) and are kept in that dtype. A config with
+``quantization_mode`` "online" needs masters: its scale is recomputed from them in float32
+(master.py).
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def _expected_items(config: ModelConfig, has_lm_head: bool, layout: str = PACKED
     rejected at the first missing tensor instead of after building a billion-entry table."""
     c = config
     d, f, q, kv = c.hidden_size, c.intermediate_size, c.q_size, c.kv_size
-    table_dtypes = table_dtypes_of(c)
-    yield "model.embed_tokens.weight", ((c.vocab_size, d), table_dtypes)
+    # embedding and head: any float, kept as stored (2B4T ships BF16, 1bitLLM fp16, and a
+    # 1bitLLM model written packed is a bitnet-family file with fp16 tables, see writers.py)
+    yield "model.embed_tokens.weight", ((c.vocab_size, d), FLOAT_DTYPES)
     yield "model.norm.weight", ((d,), FLOAT_DTYPES)
     projections = {
         "self_attn.q_proj": (q, d), "self_attn.k_proj": (kv, d), "self_attn.v_proj": (kv, d),
@@ -103,7 +105,7 @@ def _expected_items(config: ModelConfig, has_lm_head: bool, layout: str = PACKED
             yield f"{prefix}{name}.weight", ((out_features // 4, in_features), ("U8",))
             yield f"{prefix}{name}.weight_scale", ((1,), FLOAT_DTYPES)
     if has_lm_head or not c.tie_word_embeddings:
-        yield "lm_head.weight", ((c.vocab_size, d), table_dtypes)
+        yield "lm_head.weight", ((c.vocab_size, d), FLOAT_DTYPES)
 
 
 def sub_norm_names(config: ModelConfig) -> tuple[str | None, str | None]:
@@ -113,13 +115,6 @@ def sub_norm_names(config: ModelConfig) -> tuple[str | None, str | None]:
     if not config.has_sub_norms or names is None:
         return None, None
     return names
-
-
-def table_dtypes_of(config: ModelConfig) -> tuple[str, ...]:
-    """Dtypes the embedding and head may have: any float, kept as stored. 2B4T ships BF16 and
-    1bitLLM fp16; a 1bitLLM model converted to the packed layout (commands/convert.py) is a
-    bitnet-family file that keeps its fp16 tables, so the family does not restrict them."""
-    return FLOAT_DTYPES
 
 
 def layout_of(tensors: Mapping[str, TensorInfo]) -> str:

@@ -140,8 +140,8 @@ def test_a_packed_1bitllm_model_is_a_bitnet_file_that_keeps_its_fp16_tables(sour
                                                                            capsys):
     assert convert(sources["1bitllm"], tmp_path / "packed", "safetensors") == 0
     err = capsys.readouterr().err
-    assert "note: the 1bitllm family has no packed layout of its own; writing its model as " \
-           "the bitnet family" in err
+    assert "note: packed holds this 1bitllm model as the bitnet family, which computes the " \
+           "same function\n" in err
     written = json.loads((tmp_path / "packed" / "config.json").read_text())
     assert (written["model_type"], written["architectures"], written["hidden_act"]) == (
         "bitnet", ["BitNetForCausalLM"], "silu")
@@ -222,6 +222,14 @@ def test_packed_gguf_packed_gives_back_the_source_bytes(gguf_chains):
         for file in (WEIGHTS_FILE, "config.json"):
             assert (chain["packed"] / file).read_bytes() == \
                 (chain["source"] / file).read_bytes(), (name, file)
+
+
+def test_a_silu_gated_bitnet_model_is_written_as_the_1bitllm_architecture(tmp_path, capsys):
+    source = build_gguf_source(tmp_path / "source", *GGUF_CASES["bitnet-silu"])
+    assert convert(source, tmp_path / "gguf", "gguf-i2s") == 0
+    assert "note: gguf-i2s holds this bitnet model as the 1bitllm family, which computes the " \
+           "same function\n" in capsys.readouterr().err
+    assert minibitnet.load(tmp_path / "gguf").config.family == "1bitllm"
 
 
 def test_what_gguf_cannot_hold_is_refused_by_convert_before_writing(tmp_path, capsys):

@@ -25,7 +25,7 @@ from ..errors import ArgumentError
 from ..files import atomic_write, atomic_write_text
 from ..formats import GGUF, find_gguf, read_model
 from ..gguf import GGUFFile
-from ..gguf_architectures import check_gguf_writable
+from ..gguf_architectures import check_gguf_writable, writable_architecture
 from ..gguf_checkpoint import GGUF_FILE, gguf_bytes, write_gguf_model
 from ..gguf_tokenizer import read_tokenizer_files, tokenizer_files, tokenizer_metadata
 from ..loader import model_folder
@@ -114,18 +114,19 @@ def run(args: argparse.Namespace) -> int:
     tokenizer_keys = None
     if target == GGUF:
         check_gguf_writable(config, out_file)  # before anything is written
+        written_family = writable_architecture(config, out_file).family
         tokenizer = read_tokenizer_files(src)
         if tokenizer is not None:
             tokenizer_keys = tokenizer_metadata(*tokenizer, str(src / "tokenizer.json"))
         total = gguf_bytes(config, weights)
     else:
         total = safetensors_bytes(config, weights, target)
+        written_family = config_for_layout(config, target).family
     print(f"converting {src} ({source_format}, {config.family} family) to {target} in {dst}",
           file=sys.stderr)
-    if target != GGUF and config_for_layout(config, target).family != config.family:
-        print(f"note: the {config.family} family has no {target} layout of its own; writing "
-              f"its model as the {config_for_layout(config, target).family} family, which "
-              "computes the same function", file=sys.stderr)
+    if written_family != config.family:  # 1bitLLM packed, a SiLU-gated bitnet model as GGUF
+        print(f"note: {target} holds this {config.family} model as the {written_family} "
+              "family, which computes the same function", file=sys.stderr)
     dst.mkdir(parents=True, exist_ok=True)
     bar = ProgressBar(total, out_file.name)
     if target == GGUF:
