@@ -24,11 +24,11 @@ from minibitnet.cli import main
 from minibitnet.config import ModelConfig
 from minibitnet.formats import read_model
 from minibitnet.safetensors import SafetensorsFile
-from minibitnet.weights import TernaryWeight, Weights
 from minibitnet.gguf_checkpoint import GGUF_FILE
 from family_builders import FAMILY_SHAPES, build_family_checkpoint
 from test_gguf_families import CASES as GGUF_CASES
 from test_gguf_families import build_source as build_gguf_source
+from weight_checks import assert_same_weights
 
 BACKENDS = ["reference", "fast"]
 TARGETS = ["safetensors", "bf16"]
@@ -55,34 +55,6 @@ def converted(sources, tmp_path_factory) -> dict[tuple[str, str], Path]:
             out[shape, target] = root / f"{shape}-{target}"
             assert convert(folder, out[shape, target], target) == 0
     return out
-
-
-def assert_same_weights(got: Weights, expected: Weights) -> None:
-    """Codes, bit-equal scales, norms, and tables with their dtype, tensor by tensor."""
-    assert got.embed_tokens.dtype == expected.embed_tokens.dtype
-    assert np.array_equal(got.embed_tokens, expected.embed_tokens)
-    assert (got.lm_head is None) == (expected.lm_head is None)
-    if got.lm_head is not None and expected.lm_head is not None:
-        assert got.lm_head.dtype == expected.lm_head.dtype
-        assert np.array_equal(got.lm_head, expected.lm_head)
-    assert np.array_equal(got.norm, expected.norm)
-    assert len(got.layers) == len(expected.layers)
-    for n, (mine, theirs) in enumerate(zip(got.layers, expected.layers)):
-        for field in vars(theirs):
-            a, b = getattr(mine, field), getattr(theirs, field)
-            where = f"layer {n} {field}"
-            if isinstance(b, TernaryWeight):
-                assert isinstance(a, TernaryWeight), where
-                assert np.array_equal(np.asarray(a.packed), np.asarray(b.packed)), where
-                assert np.float32(a.weight_scale).tobytes() == \
-                    np.float32(b.weight_scale).tobytes(), where
-                assert (a.input_norm is None) == (b.input_norm is None), where
-                if a.input_norm is not None:
-                    assert np.array_equal(a.input_norm, b.input_norm), where
-            elif b is None:
-                assert a is None, where
-            else:
-                assert np.array_equal(a, b), where
 
 
 def comparable(config: ModelConfig) -> ModelConfig:

@@ -44,8 +44,8 @@ from minibitnet.packing import unpack_ternary
 from minibitnet.rope import apply_rope, inverse_frequencies, rope_tables
 from minibitnet.safetensors import float32_to_bf16
 from minibitnet.synthetic import tiny_config, write_checkpoint
-from minibitnet.weights import Weights
 from family_builders import write_float_checkpoint
+from weight_checks import assert_same_weights, same_bits
 
 BACKENDS = ["reference", "fast"]
 PROMPT = [1, 5, 17, 3, 99, 42, 8, 250]
@@ -113,30 +113,9 @@ def test_the_config_comes_back(case):
     assert config == replace(case["config"], family=family, quantization_mode=mode)
 
 
-def same_bits(a: np.float32, b: np.float32) -> bool:
-    return np.float32(a).view(np.uint32) == np.float32(b).view(np.uint32)
-
-
 def test_every_weight_comes_back(case):
     _, weights = load_gguf(case["path"])
-    expected: Weights = case["weights"]
-    for mine, theirs in ((weights.embed_tokens, expected.embed_tokens),
-                         (weights.lm_head, expected.lm_head)):
-        if theirs is None:
-            assert mine is None
-            continue
-        assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
-    assert np.array_equal(weights.norm, expected.norm)
-    for layer, other in zip(weights.layers, expected.layers, strict=True):
-        for field in PROJECTIONS:
-            mine, theirs = getattr(layer, field), getattr(other, field)
-            assert np.array_equal(mine.packed, theirs.packed), field
-            assert same_bits(mine.weight_scale, theirs.weight_scale), field
-        for field in ("input_layernorm", "post_attention_layernorm", "attn_sub_norm",
-                      "ffn_sub_norm"):
-            mine, theirs = getattr(layer, field), getattr(other, field)
-            assert (mine is None) == (theirs is None), field
-            assert mine is None or np.array_equal(mine, theirs), field
+    assert_same_weights(weights, case["weights"])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
