@@ -25,7 +25,7 @@ import numpy as np
 from .checkpoint import MASTERS, PACKED, WEIGHTS_FILE, expected_tensors
 from .config import ModelConfig
 from .errors import CheckpointError
-from .families import BITNET, ONEBITLLM
+from .families import BITNET, FAMILIES, ONEBITLLM
 from .files import atomic_write_text
 from .latents import master_from_ternary
 from .packing import unpack_ternary
@@ -34,9 +34,13 @@ from .weights import TernaryWeight, Weights
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 NORMS = ("input_layernorm", "post_attention_layernorm", "attn_sub_norm", "ffn_sub_norm")
-# the sub-norms under each family's tensor name (families.py) -> the LayerWeights field
-SUB_NORM_FIELDS = {"attn_sub_norm": "attn_sub_norm", "ffn_sub_norm": "ffn_sub_norm",
-                   "inner_attn_ln": "attn_sub_norm", "ffn_layernorm": "ffn_sub_norm"}
+# the sub-norm of every family by its tensor name (families.py: attn_sub_norm, inner_attn_ln
+# ...) -> the LayerWeights field it is held in (attn_sub_norm, ffn_sub_norm)
+SUB_NORM_FIELDS = {name.split(".")[-1]: field
+                   for family in FAMILIES.values()
+                   for name, field in zip(family.sub_norms or (),
+                                          ("attn_sub_norm", "ffn_sub_norm"))}
+TABLES = ("model.embed_tokens.weight", "lm_head.weight")  # written in the dtype they are held in
 # the safetensors dtype of an embedding or head table, by the dtype it is held in
 TABLE_DTYPES = {np.dtype(np.uint16): "BF16", np.dtype(np.float16): "F16",
                 np.dtype(np.float32): "F32"}
@@ -88,7 +92,7 @@ def tensor_specs(config: ModelConfig, weights: Weights, layout: str) -> list[Ten
             value = named_tensor(weights, name)
             assert isinstance(value, np.ndarray)
             specs.append(_float_spec(name, value))
-        elif name in ("model.embed_tokens.weight", "lm_head.weight"):
+        elif name in TABLES:
             table = named_tensor(weights, name)
             assert isinstance(table, np.ndarray)
             specs.append(TensorSpec(name, TABLE_DTYPES[table.dtype], shape))  # kept as held
@@ -119,7 +123,7 @@ def _produce(weights: Weights, path: Path) -> Callable[[TensorSpec], np.ndarray]
                 if spec.dtype == "U8":
                     return np.asarray(found.packed)  # (out/4, in) uint8
                 return _master(found, spec.name, path)  # (out, in) bf16
-            if spec.name in ("model.embed_tokens.weight", "lm_head.weight"):
+            if spec.name in TABLES:
                 return np.asarray(found)  # bf16 bits, float16 or float32: kept as they are
             value = found  # a norm, float32
         return float32_to_bf16(value) if spec.dtype == "BF16" else value.astype(np.float32)
