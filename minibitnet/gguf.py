@@ -247,6 +247,10 @@ class GGUFFile:
                                   f"{info.offset}, the other ends at {end_of_previous})")
             end_of_previous, previous = info.offset + info.num_bytes, info.name
 
+    def error(self, message: str) -> CheckpointError:
+        """A CheckpointError naming this file: ``<path>: <message>``."""
+        return CheckpointError(f"{self.path}: {message}")
+
     def __contains__(self, name: str) -> bool:
         return name in self.tensors
 

@@ -57,29 +57,25 @@ _TABLE_ROWS = 4096  # table rows checked for NaN at a time (40 MB of float32 at 
 # ---- GGUF -> (ModelConfig, Weights) ----
 
 
-def _fail(file: GGUFFile, message: str) -> CheckpointError:
-    return CheckpointError(f"{file.path}: {message}")
-
-
 def _check_tensors(file: GGUFFile, config: ModelConfig, arch: Architecture) -> None:
     expected: set[str] = set()
     for name, shape, kinds in expected_gguf_tensors(config, arch, not config.tie_word_embeddings):
         info = file.tensors.get(name)
         if info is None:
-            raise _fail(file, f"missing tensor '{name}' (expected by the metadata)")
+            raise file.error(f"missing tensor '{name}' (expected by the metadata)")
         if info.shape != shape:
-            raise _fail(file, f"tensor '{name}' has dims {list(info.dims)}, expected "
-                              f"{list(reversed(shape))} (ggml order)")
+            raise file.error(f"tensor '{name}' has dims {list(info.dims)}, expected "
+                             f"{list(reversed(shape))} (ggml order)")
         if info.ggml_type not in kinds:
             names = " or ".join(TENSOR_TYPE_NAMES[k] for k in kinds)
-            raise _fail(file, f"tensor '{name}' has type {info.type_name}, expected {names}")
+            raise file.error(f"tensor '{name}' has type {info.type_name}, expected {names}")
         expected.add(name)
     for name in file.tensors:  # every tensor the file holds is expected: the loop is bounded
         if name not in expected:
             why = " (llama.cpp's graph uses token_embd as the head)" \
                 if name == "output.weight" else ""
-            raise _fail(file, f"tensor '{name[:60]}' is not part of architecture "
-                              f"'{arch.name}'{why}, expected none")
+            raise file.error(f"tensor '{name[:60]}' is not part of architecture "
+                             f"'{arch.name}'{why}, expected none")
 
 
 def _float32(file: GGUFFile, name: str) -> np.ndarray:
@@ -87,7 +83,7 @@ def _float32(file: GGUFFile, name: str) -> np.ndarray:
     values = file.array(name)
     widened = bf16_to_float32(values) if info.ggml_type == BF16 else values.astype(np.float32)
     if not np.isfinite(widened).all():
-        raise _fail(file, f"tensor '{name}' holds NaN or infinity")
+        raise file.error(f"tensor '{name}' holds NaN or infinity")
     return widened
 
 
@@ -98,7 +94,7 @@ def _table(file: GGUFFile, name: str) -> np.ndarray:
     if file.tensors[name].ggml_type != BF16:
         for start in range(0, table.shape[0], _TABLE_ROWS):
             if not np.isfinite(table[start:start + _TABLE_ROWS]).all():
-                raise _fail(file, f"tensor '{name}' holds NaN or infinity")
+                raise file.error(f"tensor '{name}' holds NaN or infinity")
     return table
 
 
@@ -108,12 +104,12 @@ def _load_projection(file: GGUFFile, name: str, heads: int | None,
     out_features, in_features = file.tensors[name].shape
     data = file.raw(name)  # (out * in / 4 + 32,) uint8
     if np.any(unpack_i2s_codes(data, out_features, in_features) == INVALID_CODE):
-        raise _fail(file, f"tensor '{name}' holds the invalid code 3 (expected 2-bit codes "
-                          "0, 1, 2 for -1, 0, +1)")
+        raise file.error(f"tensor '{name}' holds the invalid code 3 (expected 2-bit codes "
+                         "0, 1, 2 for -1, 0, +1)")
     w_ternary, scale = unpack_i2s(data, out_features, in_features)  # (out, in) int8, float32
     if not np.isfinite(scale) or scale <= 0:
-        raise _fail(file, f"tensor '{name}' has I2_S scale {scale}, expected a finite "
-                          "positive number")
+        raise file.error(f"tensor '{name}' has I2_S scale {scale}, expected a finite "
+                         "positive number")
     weight_scale = weight_scale_from_i2s(file, name, scale, exact)
     if heads is not None:
         w_ternary = unpermute_rope_rows(w_ternary, heads)  # (out, in) in Hugging Face order

@@ -43,21 +43,17 @@ from .gguf_architectures import ARCHITECTURES, Architecture, writable_architectu
 # ---- metadata -> ModelConfig ----
 
 
-def _fail(file: GGUFFile, message: str) -> CheckpointError:
-    return CheckpointError(f"{file.path}: {message}")
-
-
 def _number(file: GGUFFile, key: str, kinds: tuple[int, ...], default: Any = None) -> Any:
     """The value of ``key`` if its type is one of ``kinds``; ``default`` when absent."""
     if key not in file.metadata:
         if default is None:
-            raise _fail(file, f"missing metadata '{key}'")
+            raise file.error(f"missing metadata '{key}'")
         return default
     value_type = file.value_types[key]
     if value_type not in kinds:
         expected = "an integer" if kinds == INTEGER_TYPES else "a float"
-        raise _fail(file, f"metadata '{key}' has type {VALUE_TYPE_NAMES[value_type]}, "
-                          f"expected {expected}")
+        raise file.error(f"metadata '{key}' has type {VALUE_TYPE_NAMES[value_type]}, "
+                         f"expected {expected}")
     if value_type == FLOAT32:
         # the shortest decimal that reads back as this float32 (1e-05, not 9.99999974e-06), as
         # config.json gives it: converting to config.json and back keeps the text
@@ -70,8 +66,8 @@ def _string(file: GGUFFile, key: str, default: str) -> str:
     if key not in file.metadata:
         return default
     if file.value_types[key] != STRING:
-        raise _fail(file, f"metadata '{key}' has type {VALUE_TYPE_NAMES[file.value_types[key]]}, "
-                          "expected a string")
+        raise file.error(f"metadata '{key}' has type {VALUE_TYPE_NAMES[file.value_types[key]]}, "
+                         "expected a string")
     value: str = file.metadata[key]
     return value
 
@@ -81,8 +77,8 @@ def architecture_of_file(file: GGUFFile) -> Architecture:
     name = _string(file, "general.architecture", "")
     if name not in ARCHITECTURES:
         *others, last = (f"'{a}'" for a in ARCHITECTURES)
-        raise _fail(file, f"general.architecture is {name[:40]!r}, expected "
-                          f"{', '.join(others)} or {last}")
+        raise file.error(f"general.architecture is {name[:40]!r}, expected "
+                         f"{', '.join(others)} or {last}")
     return ARCHITECTURES[name]
 
 
@@ -92,12 +88,12 @@ def _check_rope(file: GGUFFile, arch: Architecture) -> None:
     scaling = _string(file, f"{arch.name}.rope.scaling.type", "none")
     factor = _number(file, f"{arch.name}.rope.scaling.factor", FLOAT_TYPES, 1.0)
     if scaling not in ("none", "linear") or (scaling == "linear" and factor != 1.0):
-        raise _fail(file, f"RoPE scaling {scaling[:40]!r} (factor {factor!r}) is not supported, "
-                          "expected none")
+        raise file.error(f"RoPE scaling {scaling[:40]!r} (factor {factor!r}) is not supported, "
+                         "expected none")
     if "rope_freqs.weight" in file:
-        raise _fail(file, "holds 'rope_freqs.weight', per-frequency RoPE factors (llama.cpp's "
-                          "form of Llama 3.1 rope scaling), which are not supported; expected "
-                          "plain RoPE")
+        raise file.error("holds 'rope_freqs.weight', per-frequency RoPE factors (llama.cpp's "
+                         "form of Llama 3.1 rope scaling), which are not supported; expected "
+                         "plain RoPE")
 
 
 def _family_keys(arch: Architecture) -> dict[str, Any]:
@@ -118,9 +114,9 @@ def _check_head_size(file: GGUFFile, arch: Architecture, config: ModelConfig) ->
     for key in ("attention.key_length", "attention.value_length", "rope.dimension_count"):
         value = _number(file, f"{arch.name}.{key}", INTEGER_TYPES, config.head_dim)
         if value != config.head_dim:
-            raise _fail(file, f"metadata '{arch.name}.{key}' is {value}, expected the head size "
-                              f"{config.head_dim} (RoPE over whole heads, keys and values "
-                              "of one size)")
+            raise file.error(f"metadata '{arch.name}.{key}' is {value}, expected the head size "
+                             f"{config.head_dim} (RoPE over whole heads, keys and values "
+                             "of one size)")
 
 
 def config_from_gguf(file: GGUFFile) -> ModelConfig:
@@ -129,7 +125,7 @@ def config_from_gguf(file: GGUFFile) -> ModelConfig:
     _check_rope(file, arch)
     embedding = file.tensors.get("token_embd.weight")
     if embedding is None or len(embedding.dims) != 2:
-        raise _fail(file, "missing tensor 'token_embd.weight' (expected 2 dimensions [D, V])")
+        raise file.error("missing tensor 'token_embd.weight' (expected 2 dimensions [D, V])")
     p = arch.name + "."
     heads = _number(file, p + "attention.head_count", INTEGER_TYPES)
     raw: dict[str, Any] = {

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from .config import ModelConfig
-from .errors import CheckpointError
 from .gguf import ARRAY, FLOAT32, I2_S, VALUE_TYPE_NAMES, GGUFFile
 from .gguf_architectures import layer_entries
 from .master import round_scale_to_bf16
@@ -54,10 +53,6 @@ def weight_scale_metadata(config: ModelConfig, weights: Weights) -> dict[str, tu
     return {EXACT_SCALES_KEY: (ARRAY, (FLOAT32, [float(w.weight_scale) for w in projections]))}
 
 
-def _fail(file: GGUFFile, message: str) -> CheckpointError:
-    return CheckpointError(f"{file.path}: {message}")
-
-
 def read_exact_scales(file: GGUFFile) -> dict[str, np.float32] | None:
     """I2_S tensor name -> the weight_scale ``minibitnet.weight_scales`` gives; None without it."""
     if EXACT_SCALES_KEY not in file.metadata:
@@ -65,13 +60,13 @@ def read_exact_scales(file: GGUFFile) -> dict[str, np.float32] | None:
     values = file.metadata[EXACT_SCALES_KEY]
     if not isinstance(values, np.ndarray) or values.dtype != np.dtype("<f4"):
         kind = VALUE_TYPE_NAMES[file.value_types[EXACT_SCALES_KEY]]
-        raise _fail(file, f"metadata '{EXACT_SCALES_KEY}' has type {kind}"
-                          f"{f' of {values.dtype}' if isinstance(values, np.ndarray) else ''}, "
-                          "expected an ARRAY of FLOAT32")
+        raise file.error(f"metadata '{EXACT_SCALES_KEY}' has type {kind}"
+                         f"{f' of {values.dtype}' if isinstance(values, np.ndarray) else ''}, "
+                         "expected an ARRAY of FLOAT32")
     names = [name for name, info in file.tensors.items() if info.ggml_type == I2_S]
     if values.shape != (len(names),):
-        raise _fail(file, f"metadata '{EXACT_SCALES_KEY}' holds {values.size} values, expected "
-                          f"{len(names)} (one per I2_S tensor)")
+        raise file.error(f"metadata '{EXACT_SCALES_KEY}' holds {values.size} values, expected "
+                         f"{len(names)} (one per I2_S tensor)")
     return dict(zip(names, (np.float32(v) for v in values)))
 
 
@@ -82,13 +77,13 @@ def weight_scale_from_i2s(file: GGUFFile, name: str, scale: np.float32,
         # subtle: rounded to bf16, see the module docstring
         weight_scale = round_scale_to_bf16(np.float32(1.0 / float(scale)))
         if not np.isfinite(weight_scale) or weight_scale <= 0:
-            raise _fail(file, f"tensor '{name}' has I2_S scale {scale}, whose inverse is not a "
-                              "finite bf16 number")
+            raise file.error(f"tensor '{name}' has I2_S scale {scale}, whose inverse is not a "
+                             "finite bf16 number")
         return weight_scale
     weight_scale = exact[name]
     if not (np.isfinite(weight_scale) and weight_scale > 0
             and abs(float(weight_scale) * float(scale) - 1.0) <= EXACT_SCALES_TOLERANCE):
-        raise _fail(file, f"metadata '{EXACT_SCALES_KEY}' gives weight_scale {weight_scale} for "
-                          f"tensor '{name}', whose I2_S scale is {scale}: expected a positive "
-                          f"number within {EXACT_SCALES_TOLERANCE} (relative) of 1 / scale")
+        raise file.error(f"metadata '{EXACT_SCALES_KEY}' gives weight_scale {weight_scale} for "
+                         f"tensor '{name}', whose I2_S scale is {scale}: expected a positive "
+                         f"number within {EXACT_SCALES_TOLERANCE} (relative) of 1 / scale")
     return weight_scale

@@ -32,8 +32,6 @@ from .packing import unpack_ternary
 from .safetensors import TensorSpec, bf16_to_float32, float32_to_bf16, write_safetensors
 from .weights import TernaryWeight, Weights
 
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-NORMS = ("input_layernorm", "post_attention_layernorm", "attn_sub_norm", "ffn_sub_norm")
 # the sub-norm of every family by its tensor name (families.py: attn_sub_norm, inner_attn_ln
 # ...) -> the LayerWeights field it is held in (attn_sub_norm, ffn_sub_norm)
 SUB_NORM_FIELDS = {name.split(".")[-1]: field
