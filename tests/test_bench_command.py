@@ -7,7 +7,7 @@ import json
 import pytest
 
 from minibitnet.cli import main
-from builders import build_checkpoint
+from minibitnet_testing.builders import build_checkpoint
 
 
 @pytest.fixture(scope="module")

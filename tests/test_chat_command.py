@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tokenizer_builders import build_model_with_tokenizer
+from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer
 
 import minibitnet
 from minibitnet.commands.chat import Conversation

@@ -11,9 +11,9 @@ import minibitnet
 from minibitnet.checkpoint import WEIGHTS_FILE
 from minibitnet.cli import main
 from minibitnet.safetensors import SafetensorsFile
-from builders import build_checkpoint
-from format_builders import build_master_checkpoint, build_packed_from_masters
-from tokenizer_builders import build_model_with_tokenizer, syllable_text
+from minibitnet_testing.builders import build_checkpoint
+from minibitnet_testing.format_builders import build_master_checkpoint, build_packed_from_masters
+from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer, syllable_text
 
 BACKENDS = ["reference", "fast"]
 PROMPT = [1, 5, 17, 3, 99, 42, 8]

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import minibitnet
 from minibitnet.errors import CheckpointError, ConfigError
-from family_builders import FAMILY_SHAPES, build_family_checkpoint
+from minibitnet_testing.family_builders import FAMILY_SHAPES, build_family_checkpoint
 
 TRANSFORMERS_SHAPES = ["bitnet-online", "falcon3", "falcon-e", "llama3", "llama-online",
                        "falcon-e-online", "bitnet-rms-norm"]

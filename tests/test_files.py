@@ -16,7 +16,7 @@ import pytest
 import minibitnet
 from minibitnet.files import atomic_write, atomic_write_text
 from minibitnet.safetensors import TensorSpec, read_header, write_safetensors
-from builders import build_checkpoint
+from minibitnet_testing.builders import build_checkpoint
 
 
 def digest(path: Path) -> str:

@@ -38,9 +38,9 @@ from minibitnet.safetensors import (
     write_safetensors,
 )
 from minibitnet.synthetic import tiny_config
-from family_builders import FAMILY_SHAPES
-from builders import build_checkpoint
-from strategies import INTERESTING_INTS, json_values
+from minibitnet_testing.family_builders import FAMILY_SHAPES
+from minibitnet_testing.builders import build_checkpoint
+from minibitnet_testing.strategies import INTERESTING_INTS, json_values
 
 # Hypothesis reuses one folder per test (a module-scoped temporary directory), not tmp_path.
 fuzz_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -257,7 +257,7 @@ def parse_config(raw: Any) -> ModelConfig | None:
 
 
 VALID_CONFIG = tiny_config().to_json_dict()
-# every family's config.json (tests/family_builders.py), so that their keys are mutated too
+# every family's config.json (minibitnet_testing.family_builders), so that their keys are mutated too
 VALID_CONFIGS = [VALID_CONFIG] + [config.to_json_dict() for config in FAMILY_SHAPES.values()]
 
 

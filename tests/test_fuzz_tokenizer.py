@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import tokenizer_builders
+from minibitnet_testing import tokenizer_builders
 from minibitnet import tokenizer
 from minibitnet.chat_template import render_chat
 from minibitnet.errors import TokenizerError
-from strategies import INTERESTING_INTS, json_values
+from minibitnet_testing.strategies import INTERESTING_INTS, json_values
 
 
 fuzz_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tokenizer_builders import build_model_with_tokenizer
+from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer
 
 import minibitnet
 from minibitnet.tokenizer import load as load_tokenizer
@@ -117,7 +117,7 @@ def test_missing_model(model: str, expected: str, tmp_path: Path) -> None:
 
 
 def test_folder_without_tokenizer(tmp_path: Path) -> None:
-    from builders import build_checkpoint
+    from minibitnet_testing.builders import build_checkpoint
 
     build_checkpoint(tmp_path)
     result = minibitnet_cli("generate", "-m", str(tmp_path), "-p", "x")
@@ -164,8 +164,8 @@ def test_prompt_longer_than_the_context(model_dir: Path) -> None:
 
 
 def test_tokenizer_larger_than_the_model(tmp_path: Path) -> None:
-    from builders import build_checkpoint
-    from tokenizer_builders import synthetic_vocab, write_tokenizer
+    from minibitnet_testing.builders import build_checkpoint
+    from minibitnet_testing.tokenizer_builders import synthetic_vocab, write_tokenizer
 
     build_checkpoint(tmp_path, vocab_size=256)
     write_tokenizer(tmp_path, synthetic_vocab(500))  # 756 ids with the special tokens

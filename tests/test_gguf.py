@@ -29,7 +29,7 @@ from minibitnet.i2s import pack_i2s, unpack_i2s
 from minibitnet.master import round_scale_to_bf16
 from minibitnet.model import Model
 from minibitnet.safetensors import bf16_to_float32
-from format_builders import FORMAT_SHAPES, build_i2s_packed
+from minibitnet_testing.format_builders import FORMAT_SHAPES, build_i2s_packed
 
 BACKENDS = ["reference", "fast"]
 PROMPT = [1, 5, 17, 3, 99, 42, 8]

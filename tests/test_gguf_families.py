@@ -1,7 +1,7 @@
 """GGUF I2_S for every family: the model comes back exactly, in bitnet.cpp's layout of its family.
 
 Each case builds a small checkpoint of one family (every projection input a multiple of 128, as
-I2_S needs; family_builders.py's shapes are narrower), loads it, writes the GGUF file with
+I2_S needs; minibitnet_testing.family_builders' shapes are narrower), loads it, writes the GGUF file with
 write_gguf_model and reads it back: config, every weight (codes, scales bit for bit, norms,
 tables with their dtype), logits on both backends and the bytes of a second write must agree.
 Then the parts each architecture adds: llama.cpp's q/k row order of ``llama`` (by hand, as a
@@ -44,8 +44,8 @@ from minibitnet.packing import unpack_ternary
 from minibitnet.rope import apply_rope, inverse_frequencies, rope_tables
 from minibitnet.safetensors import float32_to_bf16
 from minibitnet.synthetic import tiny_config, write_checkpoint
-from family_builders import write_float_checkpoint
-from weight_checks import assert_same_weights, same_bits
+from minibitnet_testing.family_builders import write_float_checkpoint
+from minibitnet_testing.weight_checks import assert_same_weights, same_bits
 
 BACKENDS = ["reference", "fast"]
 PROMPT = [1, 5, 17, 3, 99, 42, 8, 250]

@@ -82,7 +82,7 @@ def test_a_merge_must_be_two_tokens(tmp_path):
 def bare_gguf(tmp_path_factory):
     """(folder with tokenizer.json, the same model as a folder holding the .gguf alone)."""
     from minibitnet.cli import main
-    from tokenizer_builders import build_model_with_tokenizer
+    from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer
 
     root = tmp_path_factory.mktemp("bare")
     source = build_model_with_tokenizer(root / "source", seed=3, hidden_size=128, head_dim=32,

@@ -13,7 +13,7 @@ from minibitnet.master import round_scale_to_bf16, ternarize_master, ternarize_o
 from minibitnet.packing import pack_ternary
 from minibitnet.quant import ternarize_weights
 from minibitnet.safetensors import bf16_to_float32
-from strategies import codes_with_zeros, float32_scales, ternary_matrices
+from minibitnet_testing.strategies import codes_with_zeros, float32_scales, ternary_matrices
 
 
 def _is_exact_by_guarantee(w_ternary: np.ndarray) -> bool:

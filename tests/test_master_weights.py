@@ -21,7 +21,7 @@ from minibitnet.packing import unpack_ternary
 from minibitnet.quant import ternarize_weights
 from minibitnet.safetensors import SafetensorsFile, bf16_to_float32, float32_to_bf16, read_header
 from minibitnet.writers import write_safetensors_model
-from format_builders import build_master_checkpoint, build_packed_from_masters, write_folder
+from minibitnet_testing.format_builders import build_master_checkpoint, build_packed_from_masters, write_folder
 
 BACKENDS = ["reference", "fast"]
 PROMPT = [1, 5, 17, 3, 99, 42, 8]

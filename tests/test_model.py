@@ -7,7 +7,7 @@ import minibitnet
 from minibitnet.attention import grouped_query_attention
 from minibitnet.errors import ArgumentError, ContextLengthError
 from minibitnet.rope import apply_rope, rope_tables
-from builders import build_checkpoint
+from minibitnet_testing.builders import build_checkpoint
 
 
 @pytest.fixture(scope="module", params=["tiny", "awkward", "mha"])

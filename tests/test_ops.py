@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import SHAPES, build_checkpoint
+from minibitnet_testing.builders import SHAPES, build_checkpoint
 from hypothesis import given
 from hypothesis import strategies as st
 

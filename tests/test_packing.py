@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given
 
 from minibitnet.packing import has_invalid_codes, pack_ternary, unpack_ternary
-from strategies import ternary_matrices
+from minibitnet_testing.strategies import ternary_matrices
 
 
 def test_hand_worked_byte():

@@ -35,7 +35,7 @@ from minibitnet.errors import (
     MinibitnetError,
     NumericalError,
 )
-from builders import build_checkpoint
+from minibitnet_testing.builders import build_checkpoint
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -528,7 +528,7 @@ def test_nan_in_a_row_of_the_tied_head_is_reported_at_the_head(valid_model: Path
 
 @pytest.fixture(scope="module")
 def model_with_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tokenizer_builders import build_model_with_tokenizer
+    from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer
 
     return build_model_with_tokenizer(tmp_path_factory.mktemp("mt") / "model",
                                       max_position_embeddings=4096)

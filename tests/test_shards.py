@@ -17,8 +17,8 @@ from minibitnet.checkpoint import WEIGHTS_FILE
 from minibitnet.errors import CheckpointError
 from minibitnet.safetensors import SafetensorsFile, TensorSpec, write_safetensors
 from minibitnet.shards import INDEX_FILE
-from builders import build_checkpoint
-from family_builders import build_family_checkpoint
+from minibitnet_testing.builders import build_checkpoint
+from minibitnet_testing.family_builders import build_family_checkpoint
 
 PROMPT = [1, 5, 17, 3, 99, 42, 8]
 

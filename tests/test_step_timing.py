@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minibitnet
-from builders import build_checkpoint
+from minibitnet_testing.builders import build_checkpoint
 from minibitnet.step_timing import PARTS, timed_forward
 
 
@@ -29,7 +29,7 @@ def test_timed_forward_equals_forward(folder, backend):
 @pytest.mark.parametrize("shape", ["falcon-e", "llama3", "1bitllm"])
 def test_timed_forward_equals_forward_in_every_family(tmp_path, shape):
     """SiLU gate, no sub-norms, the RMSNorm inside BitLinear, llama3 RoPE, fp16 tables."""
-    from family_builders import build_family_checkpoint
+    from minibitnet_testing.family_builders import build_family_checkpoint
 
     model = minibitnet.load(build_family_checkpoint(tmp_path / shape, shape, seed=2),
                             backend="fast")

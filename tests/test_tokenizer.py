@@ -1,7 +1,7 @@
 """minibitnet.tokenizer against Hugging Face ``tokenizers`` (the oracle), and its error messages.
 
-The tokenizers here are LLaMA-3-style files built by tests/tokenizer_builders.py: a vocabulary
-trained by ``tokenizers`` on tests/tokenizer_corpus.py text, and a made-up one.
+The tokenizers here are LLaMA-3-style files built by minibitnet_testing.tokenizer_builders: a vocabulary
+trained by ``tokenizers`` on minibitnet_testing/tokenizer_corpus.py text, and a made-up one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tokenizer_builders import (
+from minibitnet_testing.tokenizer_builders import (
     LLAMA3_SPECIAL_TOKENS,
     hf_trained_json,
     synthetic_vocab,
@@ -22,7 +22,7 @@ from tokenizer_builders import (
     trained_vocab,
     write_tokenizer,
 )
-from tokenizer_corpus import SPECIAL_IN_TEXT, corpus
+from minibitnet_testing.tokenizer_corpus import SPECIAL_IN_TEXT, corpus
 
 from minibitnet.byte_level import token_bytes
 from minibitnet.errors import ArgumentError, TokenizerError

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import minibitnet
-from builders import build_checkpoint
+from minibitnet_testing.builders import build_checkpoint
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

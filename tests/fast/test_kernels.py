@@ -1,6 +1,6 @@
 """Every kernel returns exactly the int64 product W @ x of ternary weights and int8 activations.
 
-Parametrised over every implementation (tests/kernels.py): the reference, the fast backends as
+Parametrised over every implementation (minibitnet_testing.kernel_cases): the reference, the fast backends as
 installed, and their interpreted .py sources when the installed ones are compiled (fewer and
 smaller examples there, since pure Python is slow).
 """
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from minibitnet import fast
 from minibitnet.backend import DENSE_MIN_TOKENS
 from minibitnet.packing import pack_ternary
-from kernels import ALL_KERNELS, COMPILED_OR_NUMPY, INTERPRETED, KernelCase, kernel_name
-from strategies import int8_arrays, ternary_matrices
+from minibitnet_testing.kernel_cases import ALL_KERNELS, COMPILED_OR_NUMPY, INTERPRETED, KernelCase, kernel_name
+from minibitnet_testing.strategies import int8_arrays, ternary_matrices
 
 
 def expected_product(w_ternary: np.ndarray, x_q: np.ndarray) -> np.ndarray:

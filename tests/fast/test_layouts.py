@@ -14,7 +14,7 @@ from minibitnet.packing import (
     unpack_base3_groups,
     unpack_bitplanes,
 )
-from strategies import ternary_matrices
+from minibitnet_testing.strategies import ternary_matrices
 
 
 @given(w=ternary_matrices(max_cols=300))

@@ -7,7 +7,7 @@ import pytest
 
 import minibitnet
 from minibitnet.backend import DENSE_MIN_TOKENS, available_backends
-from builders import build_checkpoint
+from minibitnet_testing.builders import build_checkpoint
 
 FAST_BACKENDS = [info.name for info in available_backends() if info.name.startswith("fast")]
 # long enough that "fast" takes its dense path for the whole prompt and the LUT path per step

@@ -18,7 +18,7 @@ from minibitnet.packing import pack_ternary
 from minibitnet.quant import ternarize_weights
 from minibitnet.safetensors import TensorSpec, bf16_to_float32, float32_to_bf16, write_safetensors
 from minibitnet.synthetic import tiny_config
-from builders import SHAPES
+from minibitnet_testing.builders import SHAPES
 
 FORMAT_SHAPES: dict[str, ModelConfig] = {
     **SHAPES,

@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tokenizer_corpus import TRAINING_TEXT
+from minibitnet_testing.tokenizer_corpus import TRAINING_TEXT
 
 from minibitnet.synthetic_tokenizer import (  # noqa: F401  (tests import these from here)
     LLAMA3_PATTERN,
@@ -82,11 +82,11 @@ def syllable_text(num_words: int, seed: int = 0) -> str:
 
 def build_model_with_tokenizer(folder: Path, vocab: dict[str, int] | None = None,
                                shape: str = "tiny", seed: int = 0, **overrides: object) -> Path:
-    """A random checkpoint (tests/builders.py) plus a tokenizer, with matching vocab and ids.
+    """A random checkpoint (minibitnet_testing.builders) plus a tokenizer, with matching vocab and ids.
 
     vocab: None uses a 500-token synthetic vocabulary (no dev extra needed)
     """
-    from builders import build_checkpoint
+    from minibitnet_testing.builders import build_checkpoint
 
     vocab = vocab if vocab is not None else synthetic_vocab(500)
     first_special = max(vocab.values()) + 1
