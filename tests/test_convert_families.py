@@ -26,8 +26,8 @@ from minibitnet.formats import read_model
 from minibitnet.safetensors import SafetensorsFile
 from minibitnet.gguf_checkpoint import GGUF_FILE
 from minibitnet_testing.family_builders import FAMILY_SHAPES, build_family_checkpoint
-from test_gguf_families import CASES as GGUF_CASES
-from test_gguf_families import build_source as build_gguf_source
+from minibitnet_testing.gguf_cases import CASES as GGUF_CASES
+from minibitnet_testing.gguf_cases import build_source as build_gguf_source
 from minibitnet_testing.weight_checks import assert_same_weights
 
 BACKENDS = ["reference", "fast"]

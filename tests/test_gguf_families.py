@@ -24,63 +24,39 @@ from hypothesis.extra import numpy as hnp
 
 import minibitnet
 from minibitnet.cli import main
-from minibitnet.config import Llama3Scaling, ModelConfig
+from minibitnet.config import Llama3Scaling
 from minibitnet.errors import CheckpointError, ConfigError, NumericalError
-from minibitnet.families import LLAMA_BITNET, ONEBITLLM
+from minibitnet.families import ONEBITLLM
 from minibitnet.formats import read_model
 from minibitnet.gguf import (
     ARRAY, BF16, F16, F32, FLOAT32, I2_S, INT32, STRING, UINT32, GGUFFile, TensorToWrite,
     write_gguf,
 )
 from minibitnet.gguf_architectures import (
-    GGUF_ARCHITECTURES, check_gguf_writable, permute_rope_rows, unpermute_rope_rows,
+    ARCHITECTURES, GGUF_ARCHITECTURES, check_gguf_writable, permute_rope_rows,
+    unpermute_rope_rows,
 )
 from minibitnet.gguf_checkpoint import GGUF_FILE, gguf_tensors, load_gguf, write_gguf_model
-from minibitnet.gguf_config import gguf_metadata
+from minibitnet.gguf_config import gguf_metadata, model_name
 from minibitnet.gguf_scales import EXACT_SCALES_KEY, weight_scale_metadata
 from minibitnet.i2s import unpack_i2s
 from minibitnet.master import round_scale_to_bf16
 from minibitnet.packing import unpack_ternary
 from minibitnet.rope import apply_rope, inverse_frequencies, rope_tables
 from minibitnet.safetensors import float32_to_bf16
-from minibitnet.synthetic import tiny_config, write_checkpoint
-from minibitnet_testing.family_builders import write_float_checkpoint
+from minibitnet.synthetic import tiny_config
+from minibitnet_testing.gguf_cases import BASE, CASES, LLAMA, build_source
 from minibitnet_testing.weight_checks import assert_same_weights, same_bits
 
 BACKENDS = ["reference", "fast"]
 PROMPT = [1, 5, 17, 3, 99, 42, 8, 250]
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
-# D 128, F 256, Hd 64: every projection input is whole I2_S blocks
-BASE = dict(vocab_size=300, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-            num_attention_heads=2, num_key_value_heads=1, head_dim=64)
-LLAMA = dict(family=LLAMA_BITNET, hidden_act="silu", has_sub_norms=False)
-# name -> (config, how the checkpoint is stored: "packed" codes + scales, or masters of a dtype)
-CASES: dict[str, tuple[ModelConfig, str]] = {
-    "bitnet-packed": (tiny_config(**BASE), "packed"),
-    "bitnet-online": (tiny_config(**BASE, quantization_mode="online"), "BF16"),
-    # Falcon3-like: GQA, tied; and untied with H * Hd = 4 * 64 = 256 != D
-    "llama-tied": (tiny_config(**BASE, **LLAMA), "packed"),
-    "llama-untied": (tiny_config(**{**BASE, "num_attention_heads": 4, "num_key_value_heads": 2},
-                                 **LLAMA, tie_word_embeddings=False), "packed"),
-    "llama-online": (tiny_config(**BASE, **LLAMA, quantization_mode="online",
-                                 tie_word_embeddings=False), "BF16"),
-    "1bitllm": (tiny_config(**BASE, family=ONEBITLLM, hidden_act="silu",
-                            quantization_mode="online"), "F16"),
-    # what writers.py makes of a packed 1bitLLM model: the bitnet family with a SiLU gate
-    "bitnet-silu": (tiny_config(**BASE, hidden_act="silu"), "packed"),
-}
 ARCHITECTURE_OF_CASE = {
     "bitnet-packed": "bitnet-b1.58", "bitnet-online": "bitnet-b1.58", "llama-tied": "llama",
     "llama-untied": "llama", "llama-online": "llama", "1bitllm": "bitnet", "bitnet-silu": "bitnet",
 }
 FAMILY_OF_ARCHITECTURE = {arch: family for family, arch in GGUF_ARCHITECTURES.items()}
-
-
-def build_source(folder: Path, config: ModelConfig, stored: str, seed: int = 3) -> Path:
-    if stored == "packed":
-        return write_checkpoint(folder, config, seed=seed)
-    return write_float_checkpoint(folder, config, stored, seed=seed)
 
 
 @pytest.fixture(scope="module", params=list(CASES))
@@ -106,11 +82,11 @@ def test_the_file_has_the_architecture_of_the_family(case):
 
 def test_the_config_comes_back(case):
     # what changes: the family is the architecture's (bitnet-silu becomes 1bitllm, the same
-    # model), and packed codes with their scale load offline (1bitllm is online by definition)
+    # model), and codes with a stored scale load offline, whatever the family (a 1bitLLM
+    # config.json is online because its checkpoint holds latents; a GGUF holds none)
     config, _ = load_gguf(case["path"])
     family = FAMILY_OF_ARCHITECTURE[ARCHITECTURE_OF_CASE[case["name"]]]
-    mode = "online" if family == ONEBITLLM else "offline"
-    assert config == replace(case["config"], family=family, quantization_mode=mode)
+    assert config == replace(case["config"], family=family, quantization_mode="offline")
 
 
 def test_every_weight_comes_back(case):
@@ -128,8 +104,22 @@ def test_logits_are_identical(case, backend):
 
 def test_writing_the_loaded_model_again_gives_the_same_bytes(case, tmp_path):
     config, weights = load_gguf(case["path"])
-    again = write_gguf_model(tmp_path / "again.gguf", config, weights)
+    # the name, which the metadata holds and the model does not, is passed on as convert does
+    again = write_gguf_model(tmp_path / "again.gguf", config, weights,
+                             name=model_name(tmp_path, GGUFFile(case["path"])))
     assert again.read_bytes() == case["path"].read_bytes()
+
+
+def test_the_file_carries_the_general_keys_bitnet_cpp_writes(case):
+    # the values of bitnet.cpp's llama-quantize: LLAMA_FTYPE_MOSTLY_I2_S and GGML_QNT_VERSION
+    file = GGUFFile(case["path"])
+    assert file.metadata["general.file_type"] == 40
+    assert file.value_types["general.file_type"] == UINT32
+    assert file.metadata["general.quantization_version"] == 2
+    assert file.value_types["general.quantization_version"] == UINT32
+    # as the converter's dir_model.name: the folder the file was written into
+    assert file.metadata["general.name"] == case["folder"].name == "gguf"
+    assert file.value_types["general.name"] == STRING
 
 
 def test_info_names_the_architecture_and_the_family(case, capsys):
@@ -137,7 +127,13 @@ def test_info_names_the_architecture_and_the_family(case, capsys):
     out = capsys.readouterr().out
     arch = ARCHITECTURE_OF_CASE[case["name"]]
     assert f"I2_S ternary weights, architecture {arch} (" in out
-    assert f"family:  {FAMILY_OF_ARCHITECTURE[arch]}: " in out
+    family_line = next(line for line in out.splitlines() if line.startswith("family:  "))
+    assert family_line.startswith(f"family:  {FAMILY_OF_ARCHITECTURE[arch]}: "
+                                  f"{ARCHITECTURES[arch].description}, ")
+    # codes with stored scales, for 1bitllm too: not its latents, not "online"
+    assert family_line.endswith("ternary weights quantised offline (I2_S codes, one stored "
+                                "scale per tensor)"), family_line
+    assert "online" not in out and "latents" not in out and "on load" not in out
 
 
 # ---- llama.cpp's RoPE row order ----
@@ -292,7 +288,8 @@ def write_variant(case: dict[str, Any], path: Path, metadata: dict[str, Any] | N
                   drop: tuple[str, ...] = (), tensors: list[TensorToWrite] = ()) -> Path:
     """The case's GGUF file with metadata keys replaced or dropped and tensors added."""
     config, weights = case["config"], case["weights"]
-    keys = {**gguf_metadata(config), **weight_scale_metadata(config, weights), **(metadata or {})}
+    keys = {**gguf_metadata(config, "variant"), **weight_scale_metadata(config, weights),
+            **(metadata or {})}
     for key in drop:
         del keys[key]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -464,7 +461,7 @@ def test_the_valid_variant_of_the_corrupt_cases_loads(built, tmp_path):
     # write_variant itself makes a valid file: each corrupt case differs by its change alone
     for name, model in built.items():
         path = write_variant(model, tmp_path / name / GGUF_FILE)
-        assert load_gguf(path)[0] == model["config"]
+        assert load_gguf(path)[0] == replace(model["config"], quantization_mode="offline")
 
 
 @pytest.fixture(scope="module")
