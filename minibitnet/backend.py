@@ -6,10 +6,14 @@ computes the exact int32 product per call. Every backend returns the same intege
 of every backend are bit-identical; they differ only in speed and memory.
 
 This is also the only module that imports ``minibitnet.fast`` (the mypyc-compiled kernels).
+Asking for a backend that runs them while they are interpreted, though nobody asked for that
+with ``MINIBITNET_INTERPRETED=1``, prints one warning per process saying why and what to do;
+``MINIBITNET_REQUIRE_COMPILED=1`` (set by CI) makes it an :class:`InstallationError` instead.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -21,7 +25,7 @@ from mypy_extensions import i64
 
 from . import fast
 from .bitlinear import ReferenceKernel, TernaryKernel
-from .errors import ArgumentError
+from .errors import ArgumentError, InstallationError, warn_once
 from .packing import (
     base3_words_per_row,
     bitplane_words_per_row,
@@ -40,6 +44,9 @@ class BackendInfo:
 
 
 _REGISTRY: dict[str, BackendInfo] = {}
+# the backends that run minibitnet.fast's kernels ("fast:dense" is NumPy alone)
+MYPYC_BACKENDS = ("fast", "fast:lut", "fast:bitplane")
+REQUIRE_COMPILED_ENV = "MINIBITNET_REQUIRE_COMPILED"
 
 
 def register_backend(name: str, description: str, factory: Callable[[], TernaryKernel]) -> None:
@@ -52,12 +59,25 @@ def available_backends() -> list[BackendInfo]:
     return list(_REGISTRY.values())
 
 
+def check_compiled() -> None:
+    """Warn once, or raise InstallationError under MINIBITNET_REQUIRE_COMPILED=1, when the
+    kernels of minibitnet.fast run interpreted without MINIBITNET_INTERPRETED=1."""
+    reason = fast.interpreted_reason()
+    if reason is None:
+        return
+    if os.environ.get(REQUIRE_COMPILED_ENV) == "1":
+        raise InstallationError(f"{REQUIRE_COMPILED_ENV}=1, but {reason}")
+    warn_once(reason)
+
+
 def get_backend(name: str) -> TernaryKernel:
     """A new kernel for ``name``; an unknown name lists the valid ones."""
     info = _REGISTRY.get(name)
     if info is None:
         valid = ", ".join(_REGISTRY)
         raise ArgumentError(f"unknown backend {name!r}; expected one of: {valid}")
+    if name in MYPYC_BACKENDS:
+        check_compiled()
     return info.factory()
 
 
@@ -177,7 +197,18 @@ class FastKernel:
         return self.lut.matmul(lut_matrix, x_q)
 
 
-_COMPILED_NOTE = "compiled" if fast.is_compiled() else "interpreted: slow, build with mypyc"
+def _kernel_form() -> str:
+    """How the mypyc kernels run, for the backend descriptions `minibitnet info` prints."""
+    if fast.is_compiled():
+        return "compiled"
+    if fast.INTERPRETED_REQUESTED:
+        return f"interpreted: {fast.INTERPRETED_ENV}=1"
+    if fast.compiled_install() is not None:
+        return "interpreted: slow, the source tree shadows the compiled install"
+    return "interpreted: slow, installed without compiling; reinstall with pip"
+
+
+_COMPILED_NOTE = _kernel_form()
 register_backend(
     "fast",
     f"LUT kernel for decode, dense NumPy float32 for {DENSE_MIN_TOKENS}+ tokens "

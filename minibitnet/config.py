@@ -4,7 +4,9 @@ The field names are those of the Hugging Face file (``hidden_size``, ``num_key_v
 ``rope_theta`` ...), so reading the file is a table, not logic. What this package cannot run is
 rejected here with a one-line :class:`ConfigError`, before any tensor is touched:
 an unknown ``model_type`` or quantisation method, an unknown activation, a RoPE scaling type
-other than the default or ``llama3``, or sizes that do not fit together.
+other than the default or ``llama3``, or sizes that do not fit together. An unknown key is kept
+(``ModelConfig.extra``, written back by ``to_json_dict``); one that is a single edit away from
+a key read here (``rope_thetta``) gets a one-line warning naming the key it likely meant.
 
 Three families of 1.58-bit checkpoints are read (:mod:`minibitnet.families` says how each is
 recognised); what tells them apart becomes a few fields here (``hidden_act``, ``has_sub_norms``,
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, warn_once
 from .families import BITNET, FAMILIES, LLAMA_BITNET, ONEBITLLM, family_of
 from .files import read_bounded
 
@@ -328,10 +330,60 @@ def _get_bool(raw: dict[str, Any], key: str, default: bool, source: str) -> bool
     return value
 
 
+# The top-level keys this module and families.family_of read. subtle: a misspelt one is not an
+# error, only an unknown key (kept in ModelConfig.extra), so the key meant silently takes its
+# default (rope_theta 500000) or is reported missing; _warn_misspelt_keys names it.
+READ_KEYS = frozenset({
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "rope_scaling",
+    "rope_parameters", "max_position_embeddings", "tie_word_embeddings", "bos_token_id",
+    "eos_token_id", "model_type", "architectures", "hidden_act", "attention_bias", "mlp_bias",
+    "quantization_config", "weight_bits", "input_bits",
+})
+# Keys that transformers' configs (PretrainedConfig, LlamaConfig, BitNetConfig, 4.x and 5.x) or
+# the families' own files write and this package accepts without needing them: never a typo.
+IGNORED_KEYS = frozenset({
+    "_name_or_path", "transformers_version", "torch_dtype", "dtype", "auto_map",
+    "attention_dropout", "initializer_range", "use_cache", "pretraining_tp", "pad_token_id",
+    "sep_token_id", "decoder_start_token_id", "output_attentions", "output_hidden_states",
+    "return_dict", "is_encoder_decoder", "is_decoder", "add_cross_attention",
+    "cross_attention_hidden_size", "tie_encoder_decoder", "chunk_size_feed_forward",
+    "id2label", "label2id", "problem_type", "tokenizer_class", "task_specific_params",
+    "finetuning_task", "prefix", "pruned_heads", "torchscript", "max_length", "min_length",
+})
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """True when ``b`` is ``a`` with one character inserted, deleted or replaced, or two
+    neighbours swapped ("rope_thetta" / "rope_theta", "vocab_szie" / "vocab_size")."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diffs = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diffs) == 1 or (len(diffs) == 2 and diffs[1] == diffs[0] + 1
+                                   and (a[diffs[0]], a[diffs[1]]) == (b[diffs[1]], b[diffs[0]]))
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    first = next((i for i in range(len(short)) if short[i] != long[i]), len(short))
+    return short[first:] == long[first + 1:]
+
+
+def _warn_misspelt_keys(raw: dict[str, Any], source: str) -> None:
+    """One warning per unknown key that is one edit from a read key the file lacks."""
+    for key in raw:
+        if key in READ_KEYS or key in IGNORED_KEYS:
+            continue
+        likely = [known for known in sorted(READ_KEYS)
+                  if known not in raw and one_edit_apart(key, known)]
+        if likely:
+            meant = " or ".join(repr(known) for known in likely)
+            warn_once(f"{source}: unknown key {_show(key)} is ignored; did you mean {meant}?")
+
+
 def config_from_dict(raw: Any, source: str = "config.json") -> ModelConfig:
     """Validate a parsed config.json and return the ModelConfig. ``source`` names the file."""
     if not isinstance(raw, dict):
         raise _fail(source, "expected a JSON object at the top level")
+    _warn_misspelt_keys(raw, source)
     family, quant = _check_kind(raw, source)
     has_sub_norms = FAMILIES[family].sub_norms is not None
     vocab_size = _get_int(raw, "vocab_size", source)

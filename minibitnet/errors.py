@@ -3,7 +3,12 @@
 Every message is one line that names the file or argument, what was found and what was
 expected, e.g. ``model.safetensors: tensor 'model.norm.weight' has dtype I32, expected BF16``.
 The command line prints these messages without a traceback (``--debug`` shows one).
+
+Input that runs but most likely not as meant (a misspelt config.json key, kernels running
+interpreted) gets :func:`warn_once` instead: one line on stderr, ``minibitnet: warning: ...``.
 """
+
+import sys
 
 
 class MinibitnetError(ValueError):
@@ -34,6 +39,11 @@ class NumericalError(MinibitnetError):
     """NaN or infinity appeared in the activations (named with the layer where it appeared)."""
 
 
+class InstallationError(MinibitnetError):
+    """This installation cannot give what was required: the compiled kernels, with
+    MINIBITNET_REQUIRE_COMPILED=1, while the interpreted ones were imported."""
+
+
 def one_line(text: str) -> str:
     """``text`` with newlines and other control characters escaped (``\\n``, ``\\x1b``).
 
@@ -42,3 +52,18 @@ def one_line(text: str) -> str:
     """
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                    for c in text)
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Print ``minibitnet: warning: <message>`` on stderr, the first time only in this process.
+
+    A plain line in the form of the command's errors: the warnings module would add a file name,
+    a line number and a source line that say nothing to someone running ``minibitnet generate``.
+    """
+    if message in _warned:
+        return
+    _warned.add(message)
+    print(f"minibitnet: warning: {one_line(message)}", file=sys.stderr, flush=True)

@@ -6,6 +6,12 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# subtle: `python -m minibitnet.cli` and `python -c` put the working directory first on sys.path,
+# and pytest runs in the clone's root, so a subprocess would import the source tree (no compiled
+# kernels) instead of the installed package. PYTHONSAFEPATH=1 (Python 3.11+) stops that for every
+# subprocess the tests start; tests that want a source tree name it on PYTHONPATH.
+os.environ["PYTHONSAFEPATH"] = "1"
+
 # "ci" (default) keeps the suite within minutes on 2 cores; "long" is for local runs:
 #   HYPOTHESIS_PROFILE=long python -m pytest
 settings.register_profile("ci", max_examples=60, deadline=None,

@@ -330,6 +330,15 @@ def test_subprocess_runs_the_installed_package(tmp_path: Path) -> None:
     assert result.stdout.strip() == minibitnet.__file__
 
 
+def test_subprocess_in_the_clone_root_runs_the_installed_package() -> None:
+    # no cwd: the subprocess starts where pytest runs, the clone's root (conftest.py's
+    # PYTHONSAFEPATH keeps the source tree off its path)
+    result = subprocess.run([sys.executable, "-c", "import minibitnet; print(minibitnet.__file__)"],
+                            cwd=Path(__file__).parents[1], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == minibitnet.__file__
+
+
 def test_the_valid_model_passes(valid_model: Path, tmp_path: Path) -> None:
     result = run_cli("info", "--model", str(valid_model), cwd=tmp_path)
     assert result.returncode == 0, result.stderr

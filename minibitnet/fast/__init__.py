@@ -12,10 +12,17 @@ unchanged as Python. With the environment variable ``MINIBITNET_INTERPRETED=1`` 
 imports the ``.py`` sources even when the compiled modules are installed, so a debugger can step
 into a kernel; :func:`is_compiled` says which form is in use. This file itself is never
 compiled: it makes that choice. It imports no NumPy and nothing from the rest of the package.
+
+When the kernels run interpreted although nobody set ``MINIBITNET_INTERPRETED=1``,
+:func:`interpreted_reason` says why and what to do: either this package is a source tree that
+shadows a compiled install (``python`` started inside a clone imports ``./minibitnet/`` first),
+or it was installed without compiling. :mod:`minibitnet.backend` turns that into a warning, or
+an error under ``MINIBITNET_REQUIRE_COMPILED=1``.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -25,6 +32,8 @@ from types import ModuleType
 
 KERNEL_MODULES = ("bitplane", "lut")  # the compiled modules, in the order backends list them
 INTERPRETED_ENV = "MINIBITNET_INTERPRETED"
+# Read once: the modules are chosen once, at import, below.
+INTERPRETED_REQUESTED = os.environ.get(INTERPRETED_ENV) == "1"
 
 _SOURCE_DIR = Path(__file__).resolve().parent
 
@@ -56,7 +65,7 @@ def _is_extension(module: ModuleType) -> bool:
     return str(origin).endswith(tuple(EXTENSION_SUFFIXES))
 
 
-if os.environ.get(INTERPRETED_ENV) == "1":
+if INTERPRETED_REQUESTED:
     bitplane = _load_source("bitplane", f"{__name__}.bitplane")
     lut = _load_source("lut", f"{__name__}.lut")
 else:
@@ -66,6 +75,45 @@ else:
 def is_compiled() -> bool:
     """True when the kernels in use are the mypyc-compiled extension modules."""
     return _is_extension(bitplane) and _is_extension(lut)
+
+
+def compiled_install() -> Path | None:
+    """The package folder of an installed minibitnet whose compiled kernels exist on disk, when
+    it is not this package's folder; None when there is none.
+
+    subtle: every distribution of the name is looked at, not just the first: ``python`` started
+    in a clone finds the clone's own ``minibitnet.egg-info`` (its file list names no compiled
+    module) before the installed ``.dist-info``.
+    """
+    for distribution in importlib.metadata.distributions(name="minibitnet"):
+        for file in distribution.files or ():
+            parts = file.parts
+            if (len(parts) == 3 and parts[:2] == ("minibitnet", "fast")
+                    and parts[2].split(".")[0] in KERNEL_MODULES
+                    and parts[2].endswith(tuple(EXTENSION_SUFFIXES))):
+                kernel = Path(str(distribution.locate_file(file))).resolve()
+                if kernel.parent != _SOURCE_DIR and kernel.is_file():
+                    return kernel.parent.parent
+    return None
+
+
+def interpreted_reason() -> str | None:
+    """One line saying why the kernels run interpreted and what to do; None when they are
+    compiled or when ``MINIBITNET_INTERPRETED=1`` asked for the sources."""
+    if is_compiled() or INTERPRETED_REQUESTED:
+        return None
+    package = _SOURCE_DIR.parent
+    on_purpose = f"or set {INTERPRETED_ENV}=1 to run the sources on purpose"
+    installed = compiled_install()
+    if installed is not None:
+        return (f"the fast kernels run interpreted (many times slower): the source tree "
+                f"{package} shadows the compiled install at {installed} (it comes first on "
+                f"sys.path, as the folder `python` starts in does); run from outside the clone, "
+                f"{on_purpose}")
+    return (f"the fast kernels run interpreted (many times slower): {package} has no compiled "
+            "kernels (installed with MINIBITNET_NO_MYPYC=1, a failed mypyc build, or a clone "
+            "never installed); reinstall with `pip install .` (`pip install -e .` for a clone "
+            f"you edit) and read its build output, {on_purpose}")
 
 
 _interpreted: dict[str, ModuleType] = {}
