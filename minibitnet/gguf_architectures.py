@@ -72,12 +72,19 @@ class Architecture:
     has_output: bool  # an output.weight may hold an untied head (else token_embd is the head)
     rope_pairs: bool  # RoPE turns adjacent rows: q/k rows permuted in the file (see above)
     linear_rope_key: bool  # rope.scaling.type "linear", factor 1.0 is written
+    # the model the graph computes, for `minibitnet info`; unlike the family's description it
+    # says nothing of how a checkpoint stores the weights (every GGUF holds I2_S codes + scales)
+    description: str
 
 
 ARCHITECTURES = {a.name: a for a in (
-    Architecture(ARCHITECTURE, BITNET, has_output=True, rope_pairs=False, linear_rope_key=False),
-    Architecture("bitnet", ONEBITLLM, has_output=False, rope_pairs=False, linear_rope_key=True),
-    Architecture("llama", LLAMA_BITNET, has_output=True, rope_pairs=True, linear_rope_key=False),
+    Architecture(ARCHITECTURE, BITNET, has_output=True, rope_pairs=False, linear_rope_key=False,
+                 description="BitNet b1.58 (squared-ReLU gate, sub-norms)"),
+    Architecture("bitnet", ONEBITLLM, has_output=False, rope_pairs=False, linear_rope_key=True,
+                 description="1bitLLM bitnet_b1_58 (LLaMA with sub-norms, SiLU gate)"),
+    Architecture("llama", LLAMA_BITNET, has_output=True, rope_pairs=True, linear_rope_key=False,
+                 description="LLaMA with ternary projections (Falcon3 1.58-bit, "
+                             "Llama3-8B-1.58: SiLU gate, no sub-norms)"),
 )}
 GGUF_ARCHITECTURES = {a.family: a.name for a in ARCHITECTURES.values()}  # family -> architecture
 

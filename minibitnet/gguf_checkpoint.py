@@ -41,7 +41,7 @@ from .gguf_architectures import (
     layer_entries, layer_tensors, permute_rope_rows, rope_heads, unpermute_rope_rows,
     writable_architecture,
 )
-from .gguf_config import architecture_of_file, config_from_gguf, gguf_metadata
+from .gguf_config import architecture_of_file, config_from_gguf, gguf_metadata, model_name
 from .gguf_scales import i2s_scale, read_exact_scales, weight_scale_from_i2s, weight_scale_metadata
 from .i2s import INVALID_CODE, pack_i2s, unpack_i2s, unpack_i2s_codes
 from .packing import pack_ternary, unpack_ternary
@@ -196,13 +196,17 @@ def gguf_tensors(config: ModelConfig, weights: Weights) -> list[TensorToWrite]:
 
 def write_gguf_model(path: str | Path, config: ModelConfig, weights: Weights,
                      on_bytes: Callable[[int], None] | None = None,
-                     extra_metadata: dict[str, tuple[int, Any]] | None = None) -> Path:
+                     extra_metadata: dict[str, tuple[int, Any]] | None = None,
+                     name: str | None = None) -> Path:
     """Write ``weights`` as a bitnet.cpp I2_S GGUF file (atomically); returns the path.
 
     extra_metadata: more key -> (value type, value), e.g. the tokenizer (gguf_tokenizer.py)
+    name:           general.name; None: the name of the folder the file is written into, as
+                    bitnet.cpp writes ggml-model-i2_s.gguf into the model's own folder
     """
     check_gguf_writable(config, path)
-    metadata = {**gguf_metadata(config), **weight_scale_metadata(config, weights),
+    name = model_name(Path(path).parent) if name is None else name
+    metadata = {**gguf_metadata(config, name), **weight_scale_metadata(config, weights),
                 **(extra_metadata or {})}
     write_gguf(path, metadata, gguf_tensors(config, weights), on_bytes)
     return Path(path)

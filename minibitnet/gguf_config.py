@@ -13,7 +13,16 @@ row count. Names as gguf-py's key tables and bitnet.cpp's
 
 ``general.architecture`` gives the family (gguf_architectures.py); the config.json keys that
 name it (families.family_of reads them) are added, and the config goes through config.json's
-checks (config.py).
+checks (config.py). The config read is always ``quantization_mode`` "offline": an I2_S tensor
+holds ternary codes and a stored scale, whatever its family (a 1bitLLM config.json is "online"
+because that checkpoint holds fp16 latents; its GGUF holds none).
+
+Written as bitnet.cpp's tools write them, and not read: ``general.name`` (its converter
+``utils/convert-hf-to-gguf-bitnet.py`` names the model after its folder, ``dir_model.name``;
+see :func:`model_name`), ``general.file_type`` 40 (``LLAMA_FTYPE_MOSTLY_I2_S`` in the
+``enum llama_ftype`` of bitnet.cpp's llama.cpp, ``include/llama.h``; without the key llama.cpp
+guesses the type from the tensors and prints "(guessed)"), and ``general.quantization_version``
+2 (``GGML_QNT_VERSION``, which its ``llama-quantize`` writes beside the file type).
 
 Refused on read, with a CheckpointError naming the file: an architecture other than the three
 of gguf_architectures.py; any RoPE scaling but none (or bitnet.cpp's linear 1.0), and
@@ -27,6 +36,9 @@ gguf_tokenizer.py's; the tensors are gguf_checkpoint.py's.
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +50,10 @@ from .gguf import (
     FLOAT32, FLOAT_TYPES, INTEGER_TYPES, STRING, UINT32, VALUE_TYPE_NAMES, GGUFFile,
 )
 from .gguf_architectures import ARCHITECTURES, Architecture, writable_architecture
+
+FILE_TYPE_MOSTLY_I2_S = 40  # general.file_type: LLAMA_FTYPE_MOSTLY_I2_S, bitnet.cpp's llama.h
+QUANTIZATION_VERSION = 2  # general.quantization_version: GGML_QNT_VERSION, bitnet.cpp's ggml.h
+HUB_SNAPSHOTS = "snapshots"  # the Hugging Face cache: models--ORG--NAME/snapshots/<commit>/
 
 
 # ---- metadata -> ModelConfig ----
@@ -158,18 +174,45 @@ def config_from_gguf(file: GGUFFile) -> ModelConfig:
            for k, v in raw.items()}
     config = config_from_dict(raw, f"{file.path} (metadata)")
     _check_head_size(file, arch, config)
-    return config
+    # config_from_dict makes 1bitLLM "online" (its checkpoint holds latents); every I2_S
+    # tensor holds codes with a stored scale, so the weights are quantised offline
+    return replace(config, quantization_mode="offline")
 
 
 # ---- ModelConfig -> metadata ----
 
 
-def gguf_metadata(config: ModelConfig) -> dict[str, tuple[int, Any]]:
-    """The metadata written for ``config``: key -> (value type, value)."""
+def model_name(folder: str | Path, source: GGUFFile | None = None) -> str:
+    """The ``general.name`` of a model read from ``folder``.
+
+    source: the GGUF file the model was read from, if it was: the name it carries is kept.
+    Otherwise the folder's name, as bitnet.cpp's converter names it (``dir_model.name``), but
+    for a snapshot of the Hugging Face cache, ``models--ORG--NAME/snapshots/<commit>``, NAME
+    (the folder's own name is a commit hash).
+    """
+    if source is not None and source.value_types.get("general.name") == STRING:
+        name: str = source.metadata["general.name"]
+        return name
+    # abspath, not resolve: "." gets a name, and a symlinked folder keeps the name it was given
+    absolute = Path(os.path.abspath(folder))
+    repo = absolute.parent.parent.name
+    if absolute.parent.name == HUB_SNAPSHOTS and repo.startswith("models--"):
+        return repo.split("--", 2)[-1]  # a repo name cannot hold "--" (huggingface_hub)
+    return absolute.name
+
+
+def gguf_metadata(config: ModelConfig, name: str) -> dict[str, tuple[int, Any]]:
+    """The metadata written for ``config``: key -> (value type, value).
+
+    name: general.name (see :func:`model_name`)
+    """
     arch = writable_architecture(config, "GGUF")
     p = arch.name + "."
     metadata: dict[str, tuple[int, Any]] = {
         "general.architecture": (STRING, arch.name),
+        "general.name": (STRING, name),
+        "general.file_type": (UINT32, FILE_TYPE_MOSTLY_I2_S),
+        "general.quantization_version": (UINT32, QUANTIZATION_VERSION),
         "general.alignment": (UINT32, 32),
         p + "vocab_size": (UINT32, config.vocab_size),
         p + "context_length": (UINT32, config.max_position_embeddings),

@@ -20,6 +20,9 @@ The scale is stored in the direction w ≈ w_ternary * scale, the reciprocal of 
 already made ternary as w_ternary / s (so max|w| = 1/s), and its I2_S matrix product multiplies
 the integer sums by that float and divides by the activation scale 127 / max|x|. The Hugging
 Face layer divides the same sums by weight_scale * activation scale, so scale = 1 / weight_scale.
+subtle: the direct I2_S path that the same converter gained in July 2026 (``quantize_to_i2_s``)
+stores weight_scale itself for a packed source. Nothing in such a file says so; it is read as
+any other, and so computes another model (docs/formats.md, GGUF I2_S).
 
 Left out on purpose: the ARM layout of I2_S (other byte order) and rows whose length is not a
 multiple of 128 (a block would straddle two rows; bitnet.cpp's kernels do not allow it either).

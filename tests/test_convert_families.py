@@ -147,15 +147,18 @@ def test_masters_of_a_family_keep_its_tensor_names(converted):
 @pytest.fixture(scope="module")
 def gguf_chains(tmp_path_factory) -> dict[str, dict[str, Path]]:
     """For every GGUF-sized family case of test_gguf_families.py: the source, and the source
-    converted to GGUF, that GGUF to packed and to bf16, and that bf16 back to GGUF."""
+    converted to GGUF, that GGUF to packed and to bf16, and that bf16 back to GGUF.
+
+    Every folder of a chain is called "model": a GGUF file's general.name is the folder it was
+    converted from (as bitnet.cpp's converter names it), so equal names keep equal bytes."""
     root = tmp_path_factory.mktemp("gguf-chains")
     chains = {}
     for name, (config, stored) in GGUF_CASES.items():
         folder = root / name
-        chain = {"source": build_gguf_source(folder / "source", config, stored)}
+        chain = {"source": build_gguf_source(folder / "source" / "model", config, stored)}
         for step, src, target in (("gguf", "source", "gguf-i2s"), ("packed", "gguf", "safetensors"),
                                   ("masters", "gguf", "bf16"), ("again", "masters", "gguf-i2s")):
-            chain[step] = folder / step
+            chain[step] = folder / step / "model"
             assert convert(chain[src], chain[step], target) == 0, (name, step)
         chains[name] = chain
     return chains

@@ -172,7 +172,7 @@ def test_gguf_and_packed_give_identical_logits(packed_and_gguf, backend):
     config, weights = load_gguf(path)
     from_gguf = Model(config, weights, backend=backend).logits(PROMPT)
     assert np.array_equal(from_gguf, minibitnet.load(packed, backend=backend).logits(PROMPT))
-    assert np.array_equal(from_gguf, minibitnet.load(packed).logits(PROMPT))  # = reference
+    assert np.array_equal(from_gguf, minibitnet.load(packed, backend="reference").logits(PROMPT))
 
 
 def test_gguf_weights_equal_the_packed_weights(packed_and_gguf):
@@ -456,7 +456,7 @@ def test_an_f16_embedding_is_kept_as_stored(packed_and_gguf, tmp_path):
     tensors = gguf_tensors(config, weights)
     tensors[0] = TensorToWrite("token_embd.weight", tensors[0].dims, F16,
                                lambda: embedding.astype("<f2"))
-    write_gguf(tmp_path / "f16.gguf", gguf_metadata(config), tensors)
+    write_gguf(tmp_path / "f16.gguf", gguf_metadata(config, "f16"), tensors)
     _, loaded = load_gguf(tmp_path / "f16.gguf")
     assert loaded.embed_tokens.dtype == np.float16
     assert np.array_equal(loaded.embed_tokens, embedding)
@@ -483,7 +483,7 @@ def test_metadata_of_the_wrong_type_is_one_clean_error(packed_and_gguf, tmp_path
 
     packed, _ = packed_and_gguf
     config = minibitnet.load(packed).config
-    write_gguf(tmp_path / "m.gguf", {**gguf_metadata(config), key: value},
+    write_gguf(tmp_path / "m.gguf", {**gguf_metadata(config, "m"), key: value},
                gguf_tensors(config, load_weights(packed)))
     with pytest.raises(CheckpointError, match=re.escape(expect)):
         load_gguf(tmp_path / "m.gguf")
