@@ -9,7 +9,10 @@ in that language; a reimplementation would agree only on the templates it was te
 BitNet b1.58 2B4T's template (:data:`BITNET_2B4T_TEMPLATE`, also used when a model folder has no
 template) gives, for a system and a user message::
 
-    <|begin_of_text|>System: Be brief.<|eot_id|>User: Hi!<|eot_id|>Assistant:\x20
+    System: Be brief.<|eot_id|>User: Hi!<|eot_id|>Assistant:\x20
+
+It writes no ``<|begin_of_text|>``: the tokenizer's post-processor puts BOS before the text, so
+the prompt's ids start with it (:meth:`minibitnet.tokenizer.Tokenizer.chat_prompt`).
 
 Left out: the ``{% generation %}`` tag of transformers (it marks assistant text for training
 masks), tools and documents (retrieval-augmented prompts).
@@ -29,12 +32,12 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import ArgumentError, TokenizerError
 
-# Role capitalised, ": ", the trimmed content, <|eot_id|>; BOS once, before the first message.
+# The chat_template of microsoft/bitnet-b1.58-2B-4T's tokenizer_config.json, verbatim: role
+# capitalised, ": ", the trimmed content, <|eot_id|>; no bos_token (the tokenizer adds BOS).
 BITNET_2B4T_TEMPLATE = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}"
     "{% set content = message['role'] | capitalize + ': '+ message['content'] | trim"
-    " + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
-    "{% endif %}{{ content }}{% endfor %}"
+    " + '<|eot_id|>' %}{{ content }}{% endfor %}"
     "{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}"
 )
 

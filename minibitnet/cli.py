@@ -3,7 +3,13 @@
 Every subcommand module has ``add_parser(subparsers)`` and ``run(args) -> int``. Errors the user
 can fix (a bad file, a bad flag) are printed as one line, ``minibitnet: error: ...``, with exit
 code 1 and no traceback; ``--debug`` shows the traceback. A bad command line is one line too,
-with exit code 2 (argparse's). Ctrl-C exits with code 130 and keeps whatever was already printed.
+with exit code 2 (argparse's). Ctrl-C exits with code 130 and keeps whatever was already printed,
+also while the command modules (and NumPy with them) are still being imported. subtle: only what
+runs before :func:`main` is outside that reach, so neither this module nor the package's
+``__init__`` imports anything heavy at the top.
+
+Global flags (``--debug``) go before or after the subcommand: ``minibitnet --debug info`` and
+``minibitnet info --debug`` are the same.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
+from . import __version__
 from .errors import MinibitnetError, one_line
 
 # Subcommand modules under minibitnet.commands, in the order --help lists them.
@@ -30,34 +37,54 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
+def add_global_flags(parser: argparse.ArgumentParser, top_level: bool) -> None:
+    """The flags every command takes, on the top-level parser and on each subcommand's.
+
+    subtle: on a subcommand the default is SUPPRESS, so ``minibitnet --debug info`` keeps the
+    top-level True instead of the subcommand writing its own False over it.
+    """
+    parser.add_argument("--debug", action="store_true",
+                        default=False if top_level else argparse.SUPPRESS,
+                        help="show Python tracebacks instead of one-line errors")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="minibitnet",
         description="Run, inspect, benchmark and train ternary (BitNet b1.58) language models.",
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show Python tracebacks instead of one-line errors")
+    parser.add_argument("--version", action="version", version=f"minibitnet {__version__}")
+    add_global_flags(parser, top_level=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"minibitnet.commands.{name.replace('-', '_')}")
         module.add_parser(subparsers)
+        add_global_flags(subparsers.choices[name], top_level=False)
     return parser
 
 
+def _interrupted() -> int:
+    """Ctrl-C: keep what was printed, say so in one line, exit code 130 (128 + SIGINT)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    print("\nminibitnet: interrupted", file=sys.stderr)
+    return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()  # imports every command module: most of the start-up time
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        return _interrupted()
     try:
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
         return code
     except KeyboardInterrupt:
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            pass
-        print("\nminibitnet: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         # the reader went away (`minibitnet info | head -3`): stop quietly, as other tools do
         _silence_stdout()

@@ -29,6 +29,7 @@ from .head import STORAGES, OutputHead
 from .model import Model
 from .shapes import count_parameters
 from .step_timing import PARTS, timed_forward
+from .wording import milliseconds, plural, significant
 
 COPY_BYTES = 256 * 1024 * 1024
 # bits per ternary weight in each backend's stored format (packing.py): the LUT kernel keeps five
@@ -175,6 +176,13 @@ def _count(number: float) -> str:
     return f"{number / 1e9:.2f} B" if number >= 1e9 else f"{number / 1e6:.2f} M"
 
 
+def _size(num_bytes: float) -> str:
+    """'1.18 GB', or '0.423 MB' for a tiny model (never '0.00 GB')."""
+    if num_bytes >= 1e9:
+        return f"{significant(num_bytes / 1e9)} GB"
+    return f"{significant(num_bytes / 1e6)} MB"
+
+
 def format_model_report(result: dict[str, Any]) -> str:
     """The figures of :func:`measure_model` as a few lines of text."""
     parts = result["decode_parts_ms"]
@@ -182,25 +190,26 @@ def format_model_report(result: dict[str, Any]) -> str:
     lines = [
         f"model:   {result['model']} ({_count(result['parameters'])} parameters), "
         f"backend {result['backend']}",
-        f"load:    {result['load_s']:.2f} s (open and check {result['open_and_check_s']:.2f} s, "
-        f"kernel formats and head {result['prepare_s']:.2f} s)",
-        f"prefill: {result['prefill_tokens_per_s']:.1f} tokens/s ({result['prompt_tokens']} "
-        f"tokens in {result['prefill_s']:.2f} s)",
+        f"load:    {significant(result['load_s'])} s (open and check "
+        f"{significant(result['open_and_check_s'])} s, kernel formats and head "
+        f"{significant(result['prepare_s'])} s)",
+        f"prefill: {result['prefill_tokens_per_s']:.1f} tokens/s "
+        f"({plural(result['prompt_tokens'], 'token')} in {significant(result['prefill_s'])} s)",
         f"decode:  {result['decode_tokens_per_s']:.2f} tokens/s "
-        f"({result['decode_ms_per_token']:.0f} ms/token; median of "
-        f"{result['new_tokens'] * result['repeats']} steps)",
+        f"({milliseconds(result['decode_ms_per_token'])}/token; median of "
+        f"{plural(result['new_tokens'] * result['repeats'], 'step')})",
         f"memory:  peak RSS {result['peak_rss_mb']:.0f} MB (after load "
         f"{result['rss_after_load_mb']:.0f} MB)",
-        f"bound:   {result['bandwidth_bound_ms']:.0f} ms/token = "
-        f"{result['weight_bytes_per_token'] / 1e9:.2f} GB of weights / "
+        f"bound:   {milliseconds(result['bandwidth_bound_ms'])}/token = "
+        f"{_size(result['weight_bytes_per_token'])} of weights / "
         f"{result['copy_bandwidth_gb_s']:.1f} GB/s copy bandwidth",
         "decode step, by part (median ms per token):",
     ]
     for part in PARTS:
         share = parts[part] / total if total else 0.0
-        lines.append(f"  {part:16s} {parts[part]:9.1f} ms {100 * share:5.1f} %")
-    lines.append(f"  {'sum':16s} {total:9.1f} ms")
+        lines.append(f"  {part:16s} {significant(parts[part]):>9s} ms {100 * share:5.1f} %")
+    lines.append(f"  {'sum':16s} {significant(total):>9s} ms")
     if "head_ms_by_storage" in result:
         lines.append("output head per token by storage (head.py): " + ", ".join(
-            f"{name} {ms:.0f} ms" for name, ms in result["head_ms_by_storage"].items()))
+            f"{name} {milliseconds(ms)}" for name, ms in result["head_ms_by_storage"].items()))
     return "\n".join(lines)

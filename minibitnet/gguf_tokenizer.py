@@ -8,6 +8,7 @@ bitnet.cpp's GGUF carries the tokenizer in its metadata (llama.cpp's ``gpt2`` BP
     tokenizer.ggml.token_type    INT32 array   1 normal, 3 control (special), 4 user-defined
     tokenizer.ggml.merges        STRING array  "left right", in merge order
     tokenizer.chat_template      STRING        optional
+    tokenizer.ggml.add_bos_token BOOL          optional, read only; absent: true (as llama.cpp)
     (bos / eos ids are written with the model metadata, gguf_config.py)
 
 Only the LLaMA-3 form that :mod:`minibitnet.tokenizer` reads is converted, in both directions:
@@ -125,7 +126,13 @@ def tokenizer_files(file: GGUFFile) -> tuple[dict[str, Any], dict[str, Any]] | N
     # is dropped here (minibitnet reads BOS from tokenizer_config.json, not from it) so that a
     # vocabulary with another BOS does not describe a token it lacks
     spec.pop("post_processor", None)
-    config = {**names, "tokenizer_class": "PreTrainedTokenizerFast"}
+    # ... so whether BOS goes before a text is said by add_bos_token: llama.cpp puts it before
+    # LLaMA-3 ("llama-bpe") text unless the file says otherwise
+    add_bos = file.metadata.get("tokenizer.ggml.add_bos_token", True)
+    if not isinstance(add_bos, bool):
+        raise CheckpointError(f"{file.path}: metadata 'tokenizer.ggml.add_bos_token' is "
+                              f"{repr(add_bos)[:40]}, expected a bool")
+    config = {**names, "add_bos_token": add_bos, "tokenizer_class": "PreTrainedTokenizerFast"}
     template = file.metadata.get("tokenizer.chat_template")
     if isinstance(template, str):
         config["chat_template"] = template

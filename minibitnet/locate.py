@@ -1,4 +1,10 @@
-"""``--model``: a folder, or a Hugging Face repo id found in the local Hugging Face cache.
+"""Which folder a model name means: a folder, a Hugging Face repo id in the local cache, or none.
+
+The one resolver for every place a model is named: each command's ``-m/--model`` (and
+``convert``'s source), ``minibitnet.load(path)`` and ``minibitnet.tokenizer.load(path)``. No name
+(None) means the model that ships inside the package. So a name means the same everywhere, and
+"not found" reads the same everywhere. This module imports nothing of the package but ``errors``:
+the loader, the tokenizer and the commands all import it.
 
 A repo id such as ``microsoft/bitnet-b1.58-2B-4T`` is looked up where ``huggingface_hub`` stores
 downloads, and nowhere else (never the network)::
@@ -18,7 +24,21 @@ import os
 from pathlib import Path
 
 from .errors import ConfigError
-from .loader import builtin_model_dir
+
+# The model that ships inside the package, used when no model is named.
+BUILTIN_MODEL_DIR = Path(__file__).parent / "models" / "shakespeare-ternary"
+
+# What a model folder holds, as every "not found" message says it.
+MODEL_FOLDER = "a model folder with config.json and model.safetensors"
+
+
+def builtin_model_dir() -> Path:
+    """The folder of the built-in model; ConfigError if this installation has none."""
+    if not (BUILTIN_MODEL_DIR / "config.json").is_file():
+        raise ConfigError(f"{BUILTIN_MODEL_DIR}: the built-in model is not installed and no "
+                          f"model was given; expected {MODEL_FOLDER}, or ORG/NAME of a model in "
+                          "the local Hugging Face cache (-m/--model on the command line)")
+    return BUILTIN_MODEL_DIR
 
 
 def hub_cache_dir() -> Path:
@@ -46,31 +66,29 @@ def _snapshot(repo_dir: Path) -> Path | None:
     return max(snapshots, key=lambda s: s.stat().st_mtime) if snapshots else None
 
 
-def resolve_model(name: str | None) -> Path:
-    """The model folder for ``--model NAME``; None means the built-in model.
+def resolve_model(name: str | os.PathLike[str] | None) -> Path:
+    """The model folder that ``name`` means: a folder (which wins over a repo id of the same
+    spelling), else ORG/NAME's snapshot in the local Hugging Face cache; None: the built-in model.
 
-    Raises ConfigError (one line) when nothing is found, naming every place it looked.
+    Raises ConfigError (one line) naming the folder it expected and, for a repo id, the cache
+    folder it looked in and how to fetch the model. Whether the folder holds a readable model is
+    the loader's question, not this one's.
     """
     if name is None:
-        try:
-            return builtin_model_dir()
-        except ConfigError:
-            raise ConfigError("no model was given and this installation has no built-in model; "
-                              "pass --model DIR (a model folder) or --model ORG/NAME (a Hugging "
-                              "Face repo id in the local cache)") from None
-    folder = Path(name).expanduser()
+        return builtin_model_dir()
+    text = os.fspath(name)
+    folder = Path(text).expanduser()
     if folder.is_dir():
         return folder
-    looked = [f"folder {folder}"]
-    if _looks_like_repo_id(name):
-        repo_dir = hub_cache_dir() / ("models--" + name.replace("/", "--"))
-        snapshot = _snapshot(repo_dir) if repo_dir.is_dir() else None
-        if snapshot is not None:
-            return snapshot
-        looked.append(f"Hugging Face cache {repo_dir}/snapshots/*")
-    if _looks_like_repo_id(name):
-        raise ConfigError(f"model {name!r} not found (looked in: {'; '.join(looked)}); nothing "
-                          f"is downloaded here: fetch it first (huggingface-cli download {name})")
-    raise ConfigError(f"model folder {str(folder)!r} not found; expected a folder with "
-                      "config.json, model.safetensors and tokenizer.json, or ORG/NAME of a model "
-                      "in the local Hugging Face cache")
+    if folder.exists():
+        raise ConfigError(f"{folder}: a file, expected {MODEL_FOLDER}")
+    not_found = f"{folder}: no such folder, expected {MODEL_FOLDER}"
+    if not _looks_like_repo_id(text):
+        raise ConfigError(not_found)
+    repo_dir = hub_cache_dir() / ("models--" + text.replace("/", "--"))
+    snapshot = _snapshot(repo_dir) if repo_dir.is_dir() else None
+    if snapshot is None:
+        raise ConfigError(f"{not_found}, or a repo id in the local Hugging Face cache (looked in "
+                          f"{repo_dir}/snapshots/*); nothing is downloaded here: fetch it first "
+                          f"(huggingface-cli download {text})")
+    return snapshot

@@ -2,7 +2,16 @@
 
 The order of the filters is that of Hugging Face ``generate``: divide by the temperature, keep the
 k most likely tokens, then keep the smallest set whose probability reaches p. A temperature of 0
-means greedy (argmax, lowest id on ties), with no randomness at all.
+means greedy (argmax, lowest id on ties), with no randomness at all. :func:`next_token_probs`
+gives the same distribution as transformers' TemperatureLogitsWarper, TopKLogitsWarper and
+TopPLogitsWarper (``generation/logits_process.py``), tests/test_sample_oracle.py checks it.
+
+Ties, worked out: a token tied with the least likely one kept is kept too, by both filters.
+transformers' top-k does this (it keeps every score >= the k-th); its top-p keeps a count of
+tokens and picks among tied ones by the order ``torch.sort`` leaves them in, which is unspecified.
+Here the choice never depends on the ids: probabilities (0.4, 0.3, 0.3) with p = 0.5 keep all
+three (the nucleus, 0.4 + 0.3, ends inside the tie), where transformers on a CPU keeps tokens 0
+and 2. Without a tie at the edge of the nucleus the two keep the same tokens.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ def next_token_probs(logits: np.ndarray, temperature: float, top_k: int | None,
 
     logits:  (V,) float32
     returns: (V,) float64 probabilities summing to 1, zero outside the top-k / top-p set
+             (each set holds every token tied with the least likely one in it)
     """
     scaled = logits.astype(np.float64) / temperature  # (V,)
     if top_k is not None and top_k < scaled.size:
@@ -54,15 +64,16 @@ def next_token_probs(logits: np.ndarray, temperature: float, top_k: int | None,
     probs = np.exp(scaled - scaled.max())
     probs /= probs.sum()
     if top_p is not None and top_p < 1.0:
-        order = np.argsort(-probs, kind="stable")  # most likely first
-        cumulative = np.cumsum(probs[order])
+        sorted_probs = -np.sort(-probs)  # (V,) most likely first
         # keep tokens until the mass *before* them reaches p: the top token is always kept
-        keep = cumulative - probs[order] < top_p
-        mask = np.zeros_like(probs, dtype=bool)
-        mask[order[keep]] = True
-        probs = np.where(mask, probs, 0.0)
+        in_nucleus = np.cumsum(sorted_probs) - sorted_probs < top_p  # (V,)
+        # subtle: compare with the least likely kept probability rather than keep a count of
+        # tokens, so that all tokens tied with it stay; a count would pick among them by id
+        smallest_kept = sorted_probs[in_nucleus].min()
+        probs = np.where(probs >= smallest_kept, probs, 0.0)
         probs /= probs.sum()
-    return probs
+    filtered: np.ndarray = probs
+    return filtered
 
 
 def sample_next_token(logits: np.ndarray, temperature: float, top_k: int | None,

@@ -11,7 +11,13 @@ encoding, converted: the id of a token is its tiktoken rank. :func:`load` conver
 - ``pat_str``: the regex of the Split pre-tokenizer;
 - special tokens: ``added_tokens``, which HF and tiktoken both cut out of the text first.
 
-tokenizer_config.json, when present, gives ``bos_token``, ``eos_token`` and ``chat_template``.
+tokenizer_config.json, when present, gives ``bos_token``, ``eos_token``, ``chat_template`` and
+``add_bos_token``. Whether BOS goes before a text (as HF's ``tokenizer(text)`` puts it) is read
+from tokenizer.json's post-processor: LLaMA-3's is a TemplateProcessing whose ``single`` is
+``<|begin_of_text|> $A``; an ``add_bos_token`` in tokenizer_config.json overrides it, as in
+transformers, and in a GGUF file ``tokenizer.ggml.add_bos_token`` does (llama.cpp's default for
+LLaMA-3 text is yes). :meth:`Tokenizer.chat_prompt` follows it, so a prompt from 2B4T's template,
+which writes no BOS itself, starts with BOS as the model card's prompt does.
 A model folder with no tokenizer.json whose model is a GGUF file (a bitnet.cpp download holds
 only ggml-model-i2_s.gguf) gives the tokenizer its metadata carries, rebuilt as these two files
 by :mod:`minibitnet.gguf_tokenizer`.
@@ -34,10 +40,11 @@ import tiktoken
 
 from .bpe_file import mergeable_ranks, read_json, special_tokens, split_pattern
 from .chat_template import BITNET_2B4T_TEMPLATE, render_chat
-from .errors import ArgumentError, TokenizerError
+from .errors import ArgumentError, TokenizerError, one_line
 from .formats import find_gguf
 from .gguf import GGUFFile
 from .gguf_tokenizer import tokenizer_files
+from .locate import resolve_model
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
@@ -51,6 +58,62 @@ def _token_name(value: Any) -> str | None:
     if isinstance(value, dict):
         value = value.get("content")
     return value if isinstance(value, str) else None
+
+
+def _leading_special_tokens(processor: Any, path: str) -> list[str]:
+    """The special tokens a tokenizer.json post-processor puts before a single text, as HF's
+    ``tokenizer(text)`` does: LLaMA-3's gives ["<|begin_of_text|>"]; none gives [].
+
+    Read: null; ByteLevel (it changes offsets, not ids); TemplateProcessing, whose ``single``
+    starts with a SpecialToken or with the text ("Sequence"); a Sequence of these processors.
+    """
+    if processor is None:
+        return []
+    if not isinstance(processor, dict):
+        raise TokenizerError(f"{path}: post_processor is {one_line(repr(processor)[:40])}, "
+                             "expected an object with a 'type'")
+    kind = processor.get("type")
+    if kind == "ByteLevel":
+        return []
+    if kind == "Sequence":
+        steps = processor.get("processors")
+        if not isinstance(steps, list):
+            raise TokenizerError(f"{path}: post_processor Sequence has 'processors' "
+                                 f"{one_line(repr(steps)[:40])}, expected a list")
+        return [token for step in steps for token in _leading_special_tokens(step, path)]
+    if kind == "TemplateProcessing":
+        single = processor.get("single")
+        first = single[0] if isinstance(single, list) and single else None
+        if isinstance(first, dict) and "Sequence" in first:
+            return []
+        piece = first.get("SpecialToken") if isinstance(first, dict) else None
+        if isinstance(piece, dict) and isinstance(piece.get("id"), str):
+            return [piece["id"]]
+        raise TokenizerError(f"{path}: post_processor TemplateProcessing 'single' starts with "
+                             f"{one_line(repr(first)[:60])}, expected a SpecialToken or the text")
+    raise TokenizerError(f"{path}: post_processor is {one_line(repr(kind)[:40])}, expected "
+                         "TemplateProcessing, ByteLevel or a Sequence of them (as in LLaMA-3)")
+
+
+def _adds_bos(spec: dict[str, Any], config: dict[str, Any], bos_token: str | None, path: str,
+              config_path: str) -> bool:
+    """Whether the tokenizer puts ``bos_token`` before a text: tokenizer_config's
+    ``add_bos_token`` when it has one (transformers then rebuilds the post-processor from it),
+    else what tokenizer.json's post-processor puts there.
+
+    path, config_path: the two files, named in errors
+    """
+    add_bos_token = config.get("add_bos_token")
+    if add_bos_token is not None:
+        if not isinstance(add_bos_token, bool):
+            raise TokenizerError(f"{config_path}: add_bos_token is "
+                                 f"{one_line(repr(add_bos_token)[:40])}, expected true or false")
+        return add_bos_token and bos_token is not None
+    leading = _leading_special_tokens(spec.get("post_processor"), path)
+    if leading and leading != [bos_token]:
+        raise TokenizerError(f"{path}: post_processor puts {one_line(repr(leading)[:80])} before "
+                             f"each text, expected the bos_token {bos_token!r} alone")
+    return bool(leading)
 
 
 class StreamDecoder:
@@ -85,6 +148,8 @@ class Tokenizer:
 
     encoding:      the tiktoken Encoding (ranks = HF ids)
     bos_id:        <|begin_of_text|> (or tokenizer_config's bos_token); None if there is none
+    add_bos:       whether the tokenizer puts bos_id before a text (HF's ``tokenizer(text)``);
+                   chat_prompt follows it
     eos_ids:       ids that end generation: tokenizer_config's eos_token and the LLaMA-3 end tokens
     special_ids:   {added token string: id}
     chat_template: Jinja source from tokenizer_config.json, else the 2B4T template
@@ -94,12 +159,13 @@ class Tokenizer:
     def __init__(self, encoding: tiktoken.Encoding, bos_token: str | None,
                  eos_tokens: Sequence[str], chat_template: str, origin: str,
                  template_variables: Mapping[str, str] | None = None,
-                 source: str = TOKENIZER_FILE) -> None:
+                 source: str = TOKENIZER_FILE, add_bos: bool = False) -> None:
         self.encoding = encoding
         self.source = source  # the file the vocabulary was read from, named in errors
         self.special_ids: dict[str, int] = dict(encoding._special_tokens)
         self.bos_token = bos_token
         self.bos_id = self.special_ids.get(bos_token) if bos_token is not None else None
+        self.add_bos = add_bos and self.bos_id is not None
         self.eos_ids = tuple(dict.fromkeys(self.special_ids[t] for t in eos_tokens
                                            if t in self.special_ids))
         self.chat_template = chat_template
@@ -152,8 +218,22 @@ class Tokenizer:
 
     def chat_prompt(self, messages: Sequence[Mapping[str, Any]],
                     add_generation_prompt: bool = True) -> list[int]:
-        """Token ids of the chat template applied to ``messages``, as HF apply_chat_template."""
-        return self.encode(self.chat_text(messages, add_generation_prompt))
+        """Token ids of the chat template applied to ``messages``, starting with BOS exactly once.
+
+        The ids are those of the model card's ``tokenizer(apply_chat_template(messages,
+        tokenize=False))``: the rendered text, encoded, with bos_id put first when the tokenizer
+        puts it before a text (``add_bos``), as llama.cpp and bitnet.cpp do too. 2B4T's template
+        writes no BOS, so this adds it; a template that writes ``{{ bos_token }}`` first already
+        has it, and it is not doubled (HF's ``tokenizer(text)`` would double it).
+
+        returns: list of int ids, e.g. for 2B4T with a system and a user message the ids of
+                 ``<|begin_of_text|>System: ...<|eot_id|>User: ...<|eot_id|>Assistant: ``
+        """
+        ids = self.encode(self.chat_text(messages, add_generation_prompt))
+        bos_id = self.bos_id
+        if self.add_bos and bos_id is not None and ids[:1] != [bos_id]:
+            ids.insert(0, bos_id)
+        return ids
 
 
 @contextlib.contextmanager
@@ -177,13 +257,16 @@ def _rust_panic_report_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def load(model_dir: str | Path) -> Tokenizer:
+def load(model_dir: str | Path | None = None) -> Tokenizer:
     """Read ``model_dir``/tokenizer.json (and tokenizer_config.json if present) into a Tokenizer;
     in a GGUF model folder without tokenizer.json, the tokenizer stored in the .gguf file.
 
+    model_dir: a folder, or ORG/NAME of a model in the local Hugging Face cache, as for
+               ``minibitnet.load``; None: the built-in model's tokenizer
+
     Bad files raise TokenizerError with one line naming the file.
     """
-    model_dir = Path(model_dir)
+    model_dir = resolve_model(model_dir)
     path = model_dir / TOKENIZER_FILE
     config_path = model_dir / TOKENIZER_CONFIG_FILE
     name = model_dir.name or "tokenizer"
@@ -222,6 +305,7 @@ def tokenizer_from_json(spec: Any, config: Any, path: str, config_path: str,
     if bos_token is not None and bos_token not in specials:
         raise TokenizerError(f"{config_path}: bos_token {bos_token!r} is not an added token "
                              "of tokenizer.json")
+    add_bos = _adds_bos(spec, config, bos_token, path, config_path)
     eos_token = _token_name(config.get("eos_token"))
     template = config.get("chat_template") or BITNET_2B4T_TEMPLATE
     template_origin = config_path if config.get("chat_template") else "the 2B4T template"
@@ -247,4 +331,5 @@ def tokenizer_from_json(spec: Any, config: Any, path: str, config_path: str,
     eos_tokens = ([eos_token] if eos_token else []) + list(END_TOKENS)
     named = {key: name for key in ("eos_token", "unk_token", "pad_token")
              if (name := _token_name(config.get(key))) is not None}
-    return Tokenizer(encoding, bos_token, eos_tokens, template, template_origin, named, path)
+    return Tokenizer(encoding, bos_token, eos_tokens, template, template_origin, named, path,
+                     add_bos)

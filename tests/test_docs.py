@@ -21,6 +21,7 @@ def mkdocs_command() -> list[str]:
     return [sys.executable, "-m", "mkdocs"]
 
 
+@pytest.mark.slow
 def test_site_builds_strict_and_offline(tmp_path: Path) -> None:
     command = mkdocs_command()
     site = tmp_path / "site"

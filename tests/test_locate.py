@@ -1,4 +1,4 @@
-"""--model resolution: folders, Hugging Face cache snapshots, and the messages when nothing is found."""
+"""Model names: folders, Hugging Face cache snapshots, and the messages when nothing is found."""
 
 from __future__ import annotations
 
@@ -69,12 +69,38 @@ def test_missing_repo_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="model folder .* not found"):
-        resolve_model(str(tmp_path / "absent" / "deeper" / "x"))
+    missing = tmp_path / "absent" / "deeper" / "x"
+    with pytest.raises(ConfigError) as info:
+        resolve_model(str(missing))
+    assert str(info.value) == (f"{missing}: no such folder, expected a model folder with "
+                               "config.json and model.safetensors")
+
+
+def test_a_file_is_not_a_model_folder(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"config.json: a file, expected a model folder"):
+        resolve_model(tmp_path / "config.json")
+
+
+def test_a_folder_wins_over_the_repo_id_it_spells(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    _snapshot(tmp_path / "cache", "org/model", "a" * 40)
+    (tmp_path / "org" / "model").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model("org/model") == Path("org/model")
+
+
+def test_a_path_object_is_resolved_as_its_text(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    folder = _snapshot(tmp_path, "org/model", "a" * 40)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model(Path("org/model")) == folder
 
 
 def test_no_model_given_says_so() -> None:
-    from minibitnet.loader import BUILTIN_MODEL_DIR
+    from minibitnet.locate import BUILTIN_MODEL_DIR
 
     if (BUILTIN_MODEL_DIR / "config.json").is_file():
         assert resolve_model(None) == BUILTIN_MODEL_DIR

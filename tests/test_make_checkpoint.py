@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import minibitnet
 
@@ -56,6 +57,7 @@ def test_only_shapes_with_llamas_vocabulary_get_a_tokenizer():
     assert [name for name in SHAPES if _has_llama3_vocabulary(name)] == ["2b4t"]
 
 
+@pytest.mark.slow
 def test_the_2b4t_tokenizer_fits_the_2b4t_config(tmp_path):
     """The made-up 128k tokenizer has the 2B4T ids: BOS 128000, <|eot_id|> 128009, 128256 in
     all, and Hugging Face tokenizers reads it as minibitnet does."""

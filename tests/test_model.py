@@ -13,7 +13,7 @@ from minibitnet_testing.builders import build_checkpoint
 @pytest.fixture(scope="module", params=["tiny", "awkward", "mha"])
 def model(request, tmp_path_factory):
     folder = build_checkpoint(tmp_path_factory.mktemp(request.param), request.param, seed=7)
-    return minibitnet.load(folder)
+    return minibitnet.load(folder, backend="reference")
 
 
 def test_logits_shape_and_dtype(model):

@@ -25,7 +25,9 @@ from minibitnet_testing.tokenizer_builders import (
 from minibitnet_testing.tokenizer_corpus import SPECIAL_IN_TEXT, corpus
 
 from minibitnet.byte_level import token_bytes
-from minibitnet.errors import ArgumentError, TokenizerError
+from minibitnet.chat_template import BITNET_2B4T_TEMPLATE
+from minibitnet.errors import ArgumentError, CheckpointError, TokenizerError
+from minibitnet.locate import BUILTIN_MODEL_DIR
 from minibitnet.tokenizer import Tokenizer, load
 
 NUM_MERGES = 3000  # the training text yields about 2,100 before running out of pairs
@@ -166,31 +168,72 @@ def test_pattern_that_leaves_gaps_agrees(tmp_path: Path) -> None:
 
 # ---- chat template, special ids ----
 
+# 2B4T's published template writes no BOS; the built-in model's (and many others) starts with
+# {{ bos_token }}. Either way the prompt starts with BOS exactly once.
+BOS = "<|begin_of_text|>"
+TEMPLATE_WITH_BOS = BITNET_2B4T_TEMPLATE.replace("{{ content }}", "{% if loop.index0 == 0 %}"
+                                                 "{{ bos_token }}{% endif %}{{ content }}")
+MODEL_CARD_MESSAGES = [{"role": "system", "content": "You are a helpful AI assistant."},
+                       {"role": "user", "content": "How are you?"}]
+MODEL_CARD_PROMPT = ("<|begin_of_text|>System: You are a helpful AI assistant.<|eot_id|>"
+                     "User: How are you?<|eot_id|>Assistant: ")
+
+
 def test_chat_prompt_is_the_2b4t_string(ours: Tokenizer) -> None:
+    assert ours.chat_template == BITNET_2B4T_TEMPLATE and "bos_token" not in BITNET_2B4T_TEMPLATE
+    assert ours.chat_text(MODEL_CARD_MESSAGES) == MODEL_CARD_PROMPT.removeprefix(BOS)
+    ids = ours.chat_prompt(MODEL_CARD_MESSAGES)
+    assert ids == ours.encode(MODEL_CARD_PROMPT)
+    assert ids[0] == ours.bos_id and ids.count(ours.bos_id) == 1
+    assert ids.count(ours.special_ids["<|eot_id|>"]) == 2
     messages = [{"role": "system", "content": "You are a helpful assistant."},
                 {"role": "user", "content": "  What is 2+2?\n"}]
-    expected = ("<|begin_of_text|>System: You are a helpful assistant.<|eot_id|>"
-                "User: What is 2+2?<|eot_id|>Assistant: ")
-    assert ours.chat_text(messages) == expected
-    assert ours.chat_prompt(messages) == ours.encode(expected)
-    assert ours.chat_prompt(messages)[0] == ours.bos_id
-    assert ours.chat_prompt(messages).count(ours.special_ids["<|eot_id|>"]) == 2
     without = ours.chat_prompt(messages, add_generation_prompt=False)
-    assert ours.decode(without).endswith("<|eot_id|>")
+    assert ours.decode(without) == ("<|begin_of_text|>System: You are a helpful assistant."
+                                    "<|eot_id|>User: What is 2+2?<|eot_id|>")
+
+
+def test_template_that_writes_bos_gets_it_once(tmp_path: Path) -> None:
+    config = {**tokenizer_config_json(), "chat_template": TEMPLATE_WITH_BOS}
+    tokenizer = load(_write(tmp_path, _base(), config))
+    assert tokenizer.chat_text(MODEL_CARD_MESSAGES) == MODEL_CARD_PROMPT
+    ids = tokenizer.chat_prompt(MODEL_CARD_MESSAGES)
+    assert ids == tokenizer.encode(MODEL_CARD_PROMPT) and ids.count(tokenizer.bos_id) == 1
+
+
+def test_builtin_model_prompt_is_unchanged() -> None:
+    """The shipped tokenizer has a BOS post-processor and a template that writes BOS: one BOS."""
+    tokenizer = load(BUILTIN_MODEL_DIR)
+    assert tokenizer.add_bos and "bos_token" in tokenizer.chat_template
+    assert tokenizer.chat_prompt(MODEL_CARD_MESSAGES) == tokenizer.encode(MODEL_CARD_PROMPT)
 
 
 @pytest.mark.oracle
-def test_chat_prompt_matches_transformers(trained_dir: Path, ours: Tokenizer) -> None:
+@pytest.mark.parametrize("template", [BITNET_2B4T_TEMPLATE, TEMPLATE_WITH_BOS],
+                         ids=["2b4t", "with-bos"])
+def test_chat_prompt_matches_transformers(trained_dir: Path, ours: Tokenizer,
+                                          template: str) -> None:
+    """The oracle is the model card's ``tokenizer(apply_chat_template(tokenize=False))``, the
+    post-processor included; apply_chat_template(tokenize=True) leaves BOS out for 2B4T's
+    template, and tokenizer(text) doubles it for a template that writes it."""
     transformers = pytest.importorskip("transformers")
     hf = transformers.PreTrainedTokenizerFast(
         tokenizer_file=str(trained_dir / "tokenizer.json"), bos_token="<|begin_of_text|>",
-        eos_token="<|eot_id|>", chat_template=tokenizer_config_json()["chat_template"])
+        eos_token="<|eot_id|>", chat_template=template)
+    tokenizer = Tokenizer(ours.encoding, "<|begin_of_text|>", ["<|eot_id|>"], template, "test",
+                          add_bos=ours.add_bos)
+    bos = tokenizer.bos_id
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"},
                 {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]
-    for add in (True, False):
-        expected = hf.apply_chat_template(messages, add_generation_prompt=add, tokenize=True,
-                                          return_dict=False)
-        assert ours.chat_prompt(messages, add_generation_prompt=add) == list(expected)
+    for chat, add in [(messages, True), (messages, False), (MODEL_CARD_MESSAGES, True)]:
+        text = hf.apply_chat_template(chat, add_generation_prompt=add, tokenize=False)
+        assert tokenizer.chat_text(chat, add_generation_prompt=add) == text
+        expected = hf(text)["input_ids"]
+        if template == TEMPLATE_WITH_BOS:
+            assert expected[:2] == [bos, bos]  # HF's double BOS, which chat_prompt avoids
+            expected = expected[1:]
+        assert tokenizer.chat_prompt(chat, add_generation_prompt=add) == expected
+        assert expected[0] == bos and expected.count(bos) == 1
 
 
 def test_special_ids(ours: Tokenizer) -> None:
@@ -215,11 +258,14 @@ def test_without_tokenizer_config_uses_2b4t_template(tmp_path: Path) -> None:
     (folder / "tokenizer_config.json").unlink()
     tokenizer = load(folder)
     assert tokenizer.chat_text([{"role": "user", "content": "hi"}]) == \
-        "<|begin_of_text|>User: hi<|eot_id|>Assistant: "
+        "User: hi<|eot_id|>Assistant: "
+    assert tokenizer.chat_prompt([{"role": "user", "content": "hi"}]) == \
+        tokenizer.encode("<|begin_of_text|>User: hi<|eot_id|>Assistant: ")
     assert tokenizer.eos_ids == (tokenizer.special_ids["<|end_of_text|>"],
                                  tokenizer.special_ids["<|eot_id|>"])
 
 
+@pytest.mark.slow
 def test_loads_a_128k_vocabulary(tmp_path: Path) -> None:
     """The size of LLaMA-3's: 128,000 tokens and 256 special tokens (load time: see the docs)."""
     folder = write_tokenizer(tmp_path, synthetic_vocab(128_000))
@@ -380,6 +426,136 @@ def test_split_count_by_hashes_equals_exact_count(size: int, seed: int) -> None:
     table = _Table(hashes.whole(), np.array(list(vocab.values())))
     assert table.distinct
     assert _count_splits_hashed(hashes, table) == _count_splits_exact(vocab) > 0
+
+
+# ---- where BOS comes from: the post-processor, add_bos_token, GGUF metadata ----
+
+SINGLE_TEXT = {"Sequence": {"id": "A", "type_id": 0}}
+
+
+def _template(*first: str) -> dict:  # type: ignore[type-arg]
+    """A TemplateProcessing putting the special tokens ``first`` before a single text."""
+    single = [{"SpecialToken": {"id": token, "type_id": 0}} for token in first] + [SINGLE_TEXT]
+    return {"type": "TemplateProcessing", "single": single, "pair": single + [
+        {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {token: {"id": token, "ids": [LLAMA3_SPECIAL_TOKENS.index(token) + 400],
+                                   "tokens": [token]} for token in first}}
+
+
+BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False,
+              "use_regex": True}
+POST_PROCESSORS = {  # name: (post_processor, whether it puts BOS before a text)
+    "llama3": (tokenizer_json(synthetic_vocab(400))["post_processor"], True),
+    "template-alone": (_template(BOS), True),
+    "none": (None, False),
+    "byte-level": (BYTE_LEVEL, False),
+    "template-without-bos": (_template(), False),
+    "sequence-without-bos": ({"type": "Sequence", "processors": [BYTE_LEVEL, _template()]}, False),
+}
+
+
+def _folder_with(tmp_path: Path, post_processor: object, **config: object) -> Path:
+    spec = tokenizer_json(synthetic_vocab(400))  # specials from id 400, as _template assumes
+    spec["post_processor"] = post_processor
+    return _write(tmp_path, spec, {**tokenizer_config_json(), **config})
+
+
+@pytest.mark.parametrize("name", POST_PROCESSORS)
+def test_bos_follows_the_post_processor(tmp_path: Path, name: str) -> None:
+    post_processor, adds = POST_PROCESSORS[name]
+    tokenizer = load(_folder_with(tmp_path, post_processor))
+    assert tokenizer.add_bos is adds
+    expected = MODEL_CARD_PROMPT if adds else MODEL_CARD_PROMPT.removeprefix(BOS)
+    assert tokenizer.chat_prompt(MODEL_CARD_MESSAGES) == tokenizer.encode(expected)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", POST_PROCESSORS)
+def test_bos_agrees_with_tokenizers(tmp_path: Path, name: str) -> None:
+    """Hugging Face ``tokenizers`` runs the same post-processor on a text."""
+    from tokenizers import Tokenizer as HFTokenizer
+
+    folder = _folder_with(tmp_path, POST_PROCESSORS[name][0])
+    ours, oracle = load(folder), HFTokenizer.from_file(str(folder / "tokenizer.json"))
+    for text in [MODEL_CARD_PROMPT.removeprefix(BOS), "Hello world", ""]:
+        assert ours.encode(text, bos=ours.add_bos) == oracle.encode(text).ids
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name, add_bos_token", [("llama3", False), ("none", True),
+                                                  ("llama3", True), ("none", False)])
+def test_add_bos_token_overrides_the_post_processor(tmp_path: Path, name: str,
+                                                    add_bos_token: bool) -> None:
+    """As transformers, which rebuilds the post-processor from add_bos_token when it is given."""
+    transformers = pytest.importorskip("transformers")
+    folder = _folder_with(tmp_path, POST_PROCESSORS[name][0], add_bos_token=add_bos_token)
+    tokenizer = load(folder)
+    assert tokenizer.add_bos is add_bos_token
+    text = tokenizer.chat_text(MODEL_CARD_MESSAGES)
+    hf = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=str(folder / "tokenizer.json"), bos_token=BOS, eos_token="<|eot_id|>",
+        add_bos_token=add_bos_token)
+    assert tokenizer.chat_prompt(MODEL_CARD_MESSAGES) == hf(text)["input_ids"]
+
+
+@pytest.mark.parametrize("post_processor, config, expected", [
+    ({"type": "BertProcessing"}, {}, "tokenizer.json: post_processor is 'BertProcessing', "
+                                     "expected TemplateProcessing, ByteLevel or a Sequence"),
+    ({"type": "Sequence", "processors": 3}, {}, "Sequence has 'processors' 3, expected a list"),
+    ({"type": "Sequence", "processors": ["Sequence"]}, {}, "post_processor is 'Sequence', "
+                                                           "expected an object with a 'type'"),
+    ({"type": "TemplateProcessing", "single": []}, {}, "'single' starts with None, expected a "
+                                                       "SpecialToken or the text"),
+    (_template("<|eot_id|>"), {}, "puts ['<|eot_id|>'] before each text, expected the bos_token "
+                                  "'<|begin_of_text|>' alone"),
+    ({"type": "Sequence", "processors": [_template(BOS), _template(BOS)]}, {},
+     "puts ['<|begin_of_text|>', '<|begin_of_text|>'] before each text"),
+    (None, {"add_bos_token": "yes"}, "tokenizer_config.json: add_bos_token is 'yes', expected "
+                                     "true or false"),
+])
+def test_bad_bos_settings(tmp_path: Path, post_processor: object, config: dict[str, object],
+                          expected: str) -> None:
+    with pytest.raises(TokenizerError) as info:
+        load(_folder_with(tmp_path, post_processor, **config))
+    assert expected in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith(str(tmp_path))
+
+
+def _gguf_folder(folder: Path, **metadata: tuple[int, object]) -> Path:
+    """A folder holding only a .gguf whose metadata carries the tokenizer (as bitnet.cpp's)."""
+    from minibitnet.gguf import UINT32, write_gguf
+    from minibitnet.gguf_tokenizer import tokenizer_metadata
+
+    spec = tokenizer_json(synthetic_vocab(400))
+    keys = tokenizer_metadata(spec, tokenizer_config_json(), "tokenizer.json")
+    keys["tokenizer.ggml.bos_token_id"] = (UINT32, 400)
+    folder.mkdir()
+    write_gguf(folder / "ggml-model-i2_s.gguf", {**keys, **metadata}, [])
+    return folder
+
+
+def test_gguf_tokenizer_adds_bos_unless_told_not_to(tmp_path: Path) -> None:
+    """llama.cpp's rule: BOS before LLaMA-3 text unless tokenizer.ggml.add_bos_token is false."""
+    from minibitnet.gguf import BOOL, UINT8
+
+    from minibitnet.gguf import GGUFFile
+    from minibitnet.gguf_tokenizer import tokenizer_files
+
+    folder = _gguf_folder(tmp_path / "default")
+    tokenizer = load(folder)
+    assert tokenizer.chat_prompt(MODEL_CARD_MESSAGES) == tokenizer.encode(MODEL_CARD_PROMPT)
+    # the files convert writes from it (no post-processor) say so too, by add_bos_token
+    files = tokenizer_files(GGUFFile(folder / "ggml-model-i2_s.gguf"))
+    assert files is not None and "post_processor" not in files[0]
+    rebuilt = load(_write(tmp_path / "rebuilt", *files))
+    assert rebuilt.chat_prompt(MODEL_CARD_MESSAGES) == tokenizer.encode(MODEL_CARD_PROMPT)
+    told = load(_gguf_folder(tmp_path / "false", **{"tokenizer.ggml.add_bos_token": (BOOL, False)}))
+    assert not told.add_bos
+    assert told.chat_prompt(MODEL_CARD_MESSAGES) == told.encode(MODEL_CARD_PROMPT.removeprefix(BOS))
+    folder = _gguf_folder(tmp_path / "int", **{"tokenizer.ggml.add_bos_token": (UINT8, 1)})
+    with pytest.raises(CheckpointError, match=r"ggml-model-i2_s.gguf: metadata 'tokenizer.ggml"
+                                              r".add_bos_token' is 1, expected a bool"):
+        load(folder)
 
 
 def test_template_sees_the_named_special_tokens(tmp_path: Path) -> None:

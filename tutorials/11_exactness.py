@@ -149,7 +149,7 @@ def main() -> None:
                                   num_attention_heads=6, num_key_value_heads=2,
                                   intermediate_size=100), seed=11)
         ids = [1, 17, 42, 99, 3, 250]
-        reference = minibitnet.load(folder).logits(ids)
+        reference = minibitnet.load(folder, backend="reference").logits(ids)
         print("\nwhole model, logits of 6 tokens, against the reference backend:")
         for name in backends[1:]:
             same = np.array_equal(minibitnet.load(folder, backend=name).logits(ids), reference)

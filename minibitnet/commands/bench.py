@@ -35,6 +35,7 @@ from ..loader import load
 from ..locate import resolve_model
 from ..model import Model
 from ..packing import pack_ternary
+from ..wording import plural
 from . import bench_full
 
 KERNELS = ["reference", "fast:lut", "fast:bitplane", "fast:dense"]
@@ -200,8 +201,8 @@ def bench_models(model_dir: Path, backends: list[str], args: argparse.Namespace)
             raise ArgumentError(f"--prompt-tokens + --new-tokens = "
                                 f"{args.prompt_tokens + args.new_tokens} exceeds the model's "
                                 f"context length {limit}")
-        progress(f"{backend}: prefill {args.prompt_tokens} tokens, decode {args.new_tokens}, "
-                 f"{args.repeats} repeats")
+        progress(f"{backend}: prefill {plural(args.prompt_tokens, 'token')}, decode "
+                 f"{args.new_tokens}, {plural(args.repeats, 'repeat')}")
         timings.append(time_model(model, args.prompt_tokens, args.new_tokens, args.repeats))
     return timings
 
@@ -250,10 +251,10 @@ def print_report(result: dict[str, object]) -> None:
               f"{result['reference_decode_tokens_per_s']:14.1f}")
         print(f"{'speed-up':12s} {result['prefill_speedup']:13.1f}x "
               f"{result['decode_speedup']:13.1f}x")
-    kernels = result["kernels"]
-    assert isinstance(kernels, list)
+    kernels, repeats = result["kernels"], result["repeats"]
+    assert isinstance(kernels, list) and isinstance(repeats, int)
     if kernels:
-        print(f"kernels (ns per weight per token, median and min of {result['repeats']}):")
+        print(f"kernels (ns per weight per token, median and min of {plural(repeats, 'run')}):")
         for timing in kernels:
             shape = f"{timing['out_features']}x{timing['in_features']}"
             print(f"  {timing['kernel']:14s} {shape:>11s} T={timing['tokens']:<3d} "

@@ -32,6 +32,7 @@ from ..full_bench import format_model_report, measure_model, peak_rss_mb
 from ..locate import resolve_model
 from ..shapes import SHAPES, count_parameters, get_shape
 from ..synthetic import checkpoint_bytes
+from ..wording import milliseconds, significant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,7 +119,7 @@ def format_full(result: dict[str, Any]) -> str:
     if "transformers_decode_tokens_per_s" in result:
         text += (f"\ntransformers BitNetForCausalLM ({result['transformers_threads']} threads): "
                  f"{result['transformers_decode_tokens_per_s']:.3f} tokens/s decode "
-                 f"({result['transformers_decode_ms_per_token']:.0f} ms/token); "
+                 f"({milliseconds(result['transformers_decode_ms_per_token'])}/token); "
                  f"{result['backend']} is {result['decode_speedup_over_transformers']:.1f}x faster")
     return text
 
@@ -168,8 +169,9 @@ def format_scaling(rows: list[dict[str, Any]]) -> str:
              f"{'decode ms/tok':>13s} {'bound ms':>8s} {'peak RSS MB':>11s}"]
     for row in rows:
         lines.append(f"{row['shape']:6s} {row['parameters'] / 1e9:7.2f}B {row['load_s']:7.1f} "
-                     f"{row['prefill_tokens_per_s']:13.1f} {row['decode_ms_per_token']:13.0f} "
-                     f"{row['bandwidth_bound_ms']:8.0f} {row['peak_rss_mb']:11.0f}")
+                     f"{row['prefill_tokens_per_s']:13.1f} "
+                     f"{significant(row['decode_ms_per_token']):>13s} "
+                     f"{significant(row['bandwidth_bound_ms']):>8s} {row['peak_rss_mb']:11.0f}")
     return "\n".join(lines)
 
 

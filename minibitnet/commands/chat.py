@@ -65,13 +65,14 @@ class Conversation:
 
     def prompt_for(self, user: str) -> list[int]:
         """Ids to run next: the part of the rendered conversation the cache lacks."""
-        text = self.tokenizer.chat_text(self.messages + [{"role": "user", "content": user}])
+        messages = self.messages + [{"role": "user", "content": user}]
+        text = self.tokenizer.chat_text(messages)
         if self.in_sync and text.startswith(self.rendered):
             return self.pending + self.tokenizer.encode(text[len(self.rendered):])
         # the first turn, a reply cut short, or a template that rewrites earlier turns:
-        # start the cache again from the whole conversation
+        # start the cache again from the whole conversation, BOS first
         self.cache = self.model.new_cache()
-        return self.tokenizer.encode(text)
+        return self.tokenizer.chat_prompt(messages)
 
     def add_turn(self, user: str, reply: Reply, stop_ids: set[int]) -> None:
         ended = bool(reply.ids) and reply.ids[-1] in stop_ids

@@ -5,11 +5,17 @@ before anything is written. The destination is a folder: config.json + model.saf
 ``safetensors`` (packed) and ``bf16`` (masters), or ggml-model-i2_s.gguf alone for
 ``gguf-i2s``. Every family converts: the family of the result is
 :func:`minibitnet.writers.config_for_layout`'s for safetensors and bf16, and the GGUF
-architecture of the family for gguf-i2s (gguf_architectures.py). The tokenizer files of the
+architecture of the family for gguf-i2s (gguf_architectures.py), named (general.name) after
+the source folder as bitnet.cpp's converter names it, or as a GGUF source is named
+(gguf_config.model_name). The tokenizer files of the
 source are copied beside the weights; a GGUF also gets the tokenizer in its metadata, and a
 GGUF source without tokenizer.json beside it gives tokenizer.json and tokenizer_config.json
-rebuilt from its metadata (gguf_tokenizer.py). Every file is written atomically (weights
-first), with a progress bar on stderr; the folder path alone goes to stdout.
+rebuilt from its metadata (gguf_tokenizer.py). The files are written into a hidden staging
+folder inside the destination, with a progress bar on stderr, and renamed into place only when
+all of them are complete (weights first, config.json last); the folder path alone goes to
+stdout, after that. A failure before then (a bad tensor, Ctrl-C, ``2>&1 | head -1`` closing the
+pipe the progress goes to) removes everything the command created, the destination folder too
+when it made it, and leaves what was there before as it was.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from ..checkpoint import MASTERS, PACKED, WEIGHTS_FILE
@@ -27,8 +35,9 @@ from ..formats import GGUF, find_gguf, read_model
 from ..gguf import GGUFFile
 from ..gguf_architectures import check_gguf_writable, writable_architecture
 from ..gguf_checkpoint import GGUF_FILE, gguf_bytes, write_gguf_model
+from ..gguf_config import model_name
 from ..gguf_tokenizer import read_tokenizer_files, tokenizer_files, tokenizer_metadata
-from ..loader import model_folder
+from ..locate import resolve_model
 from ..progress import ProgressBar
 from ..writers import config_for_layout, safetensors_bytes, write_safetensors_model
 
@@ -61,8 +70,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                "--to gguf-i2s. GGUF I2_S needs every projection input to be a multiple of "
                "128, and cannot hold an RMSNorm inside BitLinear (Falcon-E).",
     )
-    parser.add_argument("src", metavar="SRC", help="the model folder to read")
+    parser.add_argument("src", metavar="SRC", nargs="?",
+                        help="the model to read: a model folder, or a Hugging Face repo id "
+                             "already in the local cache (or give it as -m MODEL)")
     parser.add_argument("dst", metavar="DST", help="the folder to write (created if missing)")
+    parser.add_argument("-m", "--model", metavar="MODEL",
+                        help="the model to read, named as every other command names it; "
+                             "instead of SRC")
     parser.add_argument("--to", required=True, choices=list(TARGETS), dest="target",
                         help="format to write: gguf-i2s (bitnet.cpp), safetensors (packed "
                              "uint8 ternary + bf16 scales), bf16 (master weights)")
@@ -97,8 +111,37 @@ def _copy_tokenizer(src: Path, dst: Path, source_format: str) -> None:
                 handle.write((src / name).read_bytes())
 
 
+def _outermost_missing(folder: Path) -> Path | None:
+    """The first of ``folder``'s ancestors (or ``folder``) that does not exist: what
+    ``mkdir(parents=True)`` creates, and what a failed convert removes again."""
+    chain = [*reversed(folder.absolute().parents), folder.absolute()]  # from / down to folder
+    return next((path for path in chain if not path.exists()), None)
+
+
+def _move_into(staging: Path, dst: Path, first: str) -> set[Path]:
+    """Rename every file of ``staging`` into ``dst``: ``first`` (the weights) first and
+    config.json last, so a folder with a config.json always has its weights. Returns the paths
+    in ``dst``."""
+    names = sorted(path.name for path in staging.iterdir())
+    order = sorted(names, key=lambda name: (name != first, name == "config.json"))
+    for name in order:
+        os.replace(staging / name, dst / name)
+    return {dst / name for name in order}
+
+
+def _source(args: argparse.Namespace) -> Path:
+    """The folder of the model to read, named by SRC or by -m/--model (exactly one of them)."""
+    if args.src is not None and args.model is not None:
+        raise ArgumentError(f"SRC {args.src} and -m/--model {args.model}: expected one model "
+                            "to read, not both")
+    if args.src is None and args.model is None:
+        raise ArgumentError(f"no model to read (only DST {args.dst} was given): expected "
+                            "SRC DST, or -m MODEL DST")
+    return resolve_model(args.src if args.src is not None else args.model)
+
+
 def run(args: argparse.Namespace) -> int:
-    src = model_folder(args.src)
+    src = _source(args)
     dst = Path(args.dst)
     target = TARGETS[args.target]
     if dst.exists() and not dst.is_dir():
@@ -127,16 +170,25 @@ def run(args: argparse.Namespace) -> int:
     if written_family != config.family:  # 1bitLLM packed, a SiLU-gated bitnet model as GGUF
         print(f"note: {target} holds this {config.family} model as the {written_family} "
               "family, which computes the same function", file=sys.stderr)
+    created = _outermost_missing(dst)
     dst.mkdir(parents=True, exist_ok=True)
-    bar = ProgressBar(total, out_file.name)
-    if target == GGUF:
-        write_gguf_model(out_file, config, weights, on_bytes=bar.update,
-                         extra_metadata=tokenizer_keys)
-    else:
-        write_safetensors_model(dst, config, weights, target, on_bytes=bar.update)
-    bar.close()
-    _copy_tokenizer(src, dst, source_format)
-    written = {out_file, dst / "config.json"} if target != GGUF else {out_file}
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", suffix=".partial", dir=dst))
+    try:
+        bar = ProgressBar(total, out_file.name)
+        if target == GGUF:
+            gguf_source = find_gguf(src) if source_format == GGUF else None
+            name = model_name(src, GGUFFile(gguf_source) if gguf_source is not None else None)
+            write_gguf_model(staging / out_file.name, config, weights, on_bytes=bar.update,
+                             extra_metadata=tokenizer_keys, name=name)
+        else:
+            write_safetensors_model(staging, config, weights, target, on_bytes=bar.update)
+        bar.close()
+        _copy_tokenizer(src, staging, source_format)
+        written = _move_into(staging, dst, first=out_file.name)
+    except BaseException:
+        shutil.rmtree(created if created is not None else staging, ignore_errors=True)
+        raise
+    staging.rmdir()
     for path in stale:  # a model of another format replaced under --force
         if path not in written:
             os.unlink(path)

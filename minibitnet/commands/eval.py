@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArgumentError
+from ..wording import plural
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,10 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                     "--model also takes the folder of a `minibitnet train --no-quant` run (the "
                     "full-precision twin), scored with the training forward pass unquantised.",
     )
-    parser.add_argument("--model", metavar="DIR",
+    parser.add_argument("-m", "--model", metavar="MODEL",
                         help="model folder with config.json, model.safetensors and "
-                             "tokenizer.json (default: the built-in model)")
-    parser.add_argument("--text", required=True, metavar="FILE", help="UTF-8 text to score")
+                             "tokenizer.json, or a Hugging Face repo id already in the local "
+                             "cache (default: the built-in model)")
+    parser.add_argument("-f", "--file", "--text", dest="text", required=True, metavar="FILE",
+                        help="UTF-8 text to score")
     parser.add_argument("--backend", default="reference",
                         help="ternary kernel backend (see `minibitnet info`; default reference)")
     parser.add_argument("--window", type=int, default=None,
@@ -66,20 +69,20 @@ def _scorer(model_dir: Path, backend: str) -> tuple[Callable[[Sequence[int]], np
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import score_text
-    from ..loader import builtin_model_dir
+    from ..locate import resolve_model
     from ..tokenizer import load as load_tokenizer
 
-    model_dir = Path(args.model) if args.model else builtin_model_dir()
+    model_dir = resolve_model(args.model)
     try:
         text = Path(args.text).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ArgumentError(f"--text: {args.text}: no such file") from None
+        raise ArgumentError(f"-f/--file: {args.text}: no such file") from None
     except IsADirectoryError:
-        raise ArgumentError(f"--text: {args.text}: is a folder, expected a text file") from None
+        raise ArgumentError(f"-f/--file: {args.text}: is a folder, expected a text file") from None
     except UnicodeDecodeError as exc:
-        raise ArgumentError(f"--text: {args.text}: not UTF-8 text (byte {exc.start})") from None
+        raise ArgumentError(f"-f/--file: {args.text}: not UTF-8 text (byte {exc.start})") from None
     if not text:
-        raise ArgumentError(f"--text: {args.text}: the file is empty")
+        raise ArgumentError(f"-f/--file: {args.text}: the file is empty")
     logits_of, context = _scorer(model_dir, args.backend)
     tokenizer = load_tokenizer(model_dir)
     window = args.window if args.window is not None else context
@@ -105,6 +108,6 @@ def run(args: argparse.Namespace) -> int:
                           "model": str(model_dir), "text": str(args.text)}))
     else:
         print(f"{score.bits_per_char:.4f} bits per character, perplexity {score.perplexity:.3f} "
-              f"per token ({score.tokens:,} tokens, {score.characters:,} characters, "
-              f"window {window}, stride {stride})")
+              f"per token ({plural(score.tokens, 'token')}, "
+              f"{plural(score.characters, 'character')}, window {window}, stride {stride})")
     return 0

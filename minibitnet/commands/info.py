@@ -12,9 +12,14 @@ from ..config import ModelConfig
 from ..families import FAMILIES
 from ..formats import DESCRIPTIONS, GGUF, find_gguf, read_model
 from ..gguf import I2_S, GGUFFile
-from ..loader import model_folder
+from ..gguf_architectures import ARCHITECTURES
+from ..locate import resolve_model
 from ..safetensors import STORAGE_DTYPES
 from ..shards import open_tensors
+from ..wording import plural
+
+# how a GGUF holds the weights, whatever its family
+GGUF_WEIGHTS = "ternary weights quantised offline (I2_S codes, one stored scale per tensor)"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,9 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                     "tensor is checked as a load checks it (names, shapes, dtypes, packed codes, "
                     "scales, norms), so info also vets a downloaded or hand-edited checkpoint.",
     )
-    parser.add_argument("--model", metavar="DIR",
+    parser.add_argument("-m", "--model", metavar="MODEL",
                         help="model folder: config.json and model.safetensors (packed ternary "
-                             "or bf16 master weights), or one bitnet.cpp I2_S .gguf file "
+                             "or bf16 master weights), or one bitnet.cpp I2_S .gguf file; or a "
+                             "Hugging Face repo id already in the local cache "
                              "(default: the built-in model)")
     parser.set_defaults(run=run)
 
@@ -87,15 +93,19 @@ def _describe_model(model_dir: Path) -> None:
     config, _, layout = read_model(model_dir)
     gguf_path = find_gguf(model_dir) if layout == GGUF else None
     description = DESCRIPTIONS[layout]
+    family = FAMILIES[config.family].description
     if gguf_path is not None:
         parts, tensor_count, architecture = _gguf_parts(gguf_path)
         description += f", architecture {architecture}"  # bitnet-b1.58, bitnet or llama
+        # the family's line says how its checkpoints store weights (1bitLLM: fp16 latents,
+        # ternarised on load); every GGUF holds codes quantised offline, whatever the family
+        family = f"{ARCHITECTURES[architecture].description}, {GGUF_WEIGHTS}"
     else:
         parts, tensor_count = _safetensors_parts(model_dir, layout)
     print(f"model:   {model_dir}" + (f" ({gguf_path.name})" if gguf_path is not None else ""))
     print(f"format:  {layout}: {description} "
           f"({'tied' if config.tie_word_embeddings else 'untied'} head), "
-          f"{tensor_count} tensors")
+          f"{plural(tensor_count, 'tensor')}")
     traits = [f"quantization_mode {config.quantization_mode}"] \
         if config.quantization_mode != "offline" else []
     if config.use_rms_norm:
@@ -103,7 +113,7 @@ def _describe_model(model_dir: Path) -> None:
                       f"{config.quant_rms_norm_eps:g})")
     if config.rope_scaling is not None:
         traits.append(f"llama3 RoPE scaling (factor {config.rope_scaling.factor:g})")
-    print(f"family:  {config.family}: {FAMILIES[config.family].description}"
+    print(f"family:  {config.family}: {family}"
           + "".join(f", {trait}" for trait in traits))
     _print_config(config)
     _print_parts(parts)
@@ -127,7 +137,7 @@ def _print_parts(parts: dict[str, tuple[int, int]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model_dir = model_folder(args.model)
+    model_dir = resolve_model(args.model)
     _describe_model(model_dir)
     print("backends:")
     for backend in available_backends():

@@ -13,6 +13,7 @@ from ..progress import ProgressBar
 from ..shapes import SHAPES, count_parameters, get_shape
 from ..synthetic import checkpoint_bytes, write_checkpoint
 from ..synthetic_tokenizer import LLAMA3_SPECIAL_TOKENS, LLAMA3_VOCAB, synthetic_vocab, write_tokenizer
+from .seeds import RANDOM_SEED, resolve_seed, seed_value
 
 # room left on the disk beyond the file itself (the temporary file is the file; this is slack)
 SPARE_BYTES = 64 * 1024 * 1024
@@ -37,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument("--shape", metavar="NAME",
                         help="model shape: " + ", ".join(SHAPES) + " (see --list)")
     parser.add_argument("--out", metavar="DIR", help="folder to write (created if missing)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("-s", "--seed", type=seed_value, default=0, metavar="S",
+                        help="random seed; -1 draws a fresh one and prints it (default 0)")
     parser.add_argument("--force", action="store_true",
                         help="replace a model.safetensors already in DIR")
     parser.add_argument("--list", action="store_true",
@@ -83,14 +85,18 @@ def run(args: argparse.Namespace) -> int:
     if free < total + SPARE_BYTES:
         raise ArgumentError(f"--out {out_dir}: {free / 1e9:.2f} GB free, but the {args.shape} "
                             f"checkpoint needs {total / 1e9:.2f} GB")
+    seed = resolve_seed(args.seed)
+    if args.seed == RANDOM_SEED:
+        print(f"seed {seed} (drawn at random; --seed {seed} writes the same model)",
+              file=sys.stderr)
     print(f"writing {args.shape} ({count_parameters(config)['total']:,} parameters, "
           f"{total / 1e6:,.1f} MB) to {out_dir}", file=sys.stderr)
     bar = ProgressBar(total, WEIGHTS_FILE)
-    write_checkpoint(out_dir, config, seed=args.seed, on_bytes=bar.update)
+    write_checkpoint(out_dir, config, seed=seed, on_bytes=bar.update)
     bar.close()
     if _has_llama3_vocabulary(args.shape):
         print("writing tokenizer.json (a made-up 128,000-token vocabulary in LLaMA-3's format)",
               file=sys.stderr)
-        write_tokenizer(out_dir, synthetic_vocab(LLAMA3_VOCAB, seed=args.seed))
+        write_tokenizer(out_dir, synthetic_vocab(LLAMA3_VOCAB, seed=seed))
     print(out_dir)
     return 0

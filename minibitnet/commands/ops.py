@@ -8,8 +8,9 @@ from pathlib import Path
 
 from ..config import load_config
 from ..errors import ArgumentError
-from ..loader import builtin_model_dir
+from ..locate import resolve_model
 from ..opcount import ENERGY_SOURCE, HOROWITZ_45NM_PJ, ModelCost, OpReport, count_model_ops
+from ..wording import plural
 
 DEFAULT_CONTEXT = 512
 ROWS = [  # (label, TokenCost attribute)
@@ -33,9 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                     "of the same shape. Nothing is run: the counts follow from the shapes and "
                     "the weights.",
     )
-    parser.add_argument("--model", metavar="DIR",
-                        help="model folder with config.json and model.safetensors "
-                             "(default: the built-in model)")
+    parser.add_argument("-m", "--model", metavar="MODEL",
+                        help="model folder with config.json and model.safetensors, or a Hugging "
+                             "Face repo id already in the local cache (default: the built-in "
+                             "model)")
     parser.add_argument("--context", type=int, default=None, metavar="S",
                         help="keys the token attends to, i.e. its position + 1 (default 512, "
                              "or the model's context length if shorter)")
@@ -76,12 +78,12 @@ def _print_table(report: OpReport, model_dir: Path) -> None:
     ternary, fp16 = _totals(report.ternary), _totals(report.fp16)
     print(f"model: {model_dir}")
     print(f"shape: hidden {c.hidden_size}, intermediate {c.intermediate_size}, "
-          f"{c.num_hidden_layers} layers, {c.num_attention_heads} heads / "
-          f"{c.num_key_value_heads} KV heads, vocabulary {c.vocab_size}")
+          f"{plural(c.num_hidden_layers, 'layer')}, {plural(c.num_attention_heads, 'head')} / "
+          f"{plural(c.num_key_value_heads, 'KV head')}, vocabulary {c.vocab_size}")
     zero_share = 1 - report.nonzero_weights / report.ternary_weights
     print(f"ternary weights: {report.ternary_weights:,} ({zero_share:.1%} zeros, which cost "
           "nothing)")
-    print(f"one forward token attending to {report.context} positions:")
+    print(f"one forward token attending to {plural(report.context, 'position')}:")
     print(f"  {'':26s} {'ternary':>18s} {'FP16, same shape':>18s}")
     for label, attr in ROWS:
         print(f"  {label:26s} {int(ternary[attr]):>18,d} {int(fp16[attr]):>18,d}")
@@ -109,7 +111,7 @@ def _print_table(report: OpReport, model_dir: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.context is not None and args.context < 1:
         raise ArgumentError(f"--context is {args.context}, expected an integer >= 1")
-    model_dir = Path(args.model) if args.model else builtin_model_dir()
+    model_dir = resolve_model(args.model)
     limit = load_config(model_dir).max_position_embeddings
     context = min(DEFAULT_CONTEXT, limit) if args.context is None else args.context
     if context > limit:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,8 @@ from ..locate import resolve_model
 from ..model import Model
 from ..tokenizer import Tokenizer
 from ..tokenizer import load as load_tokenizer
+from ..wording import plural
+from .seeds import RANDOM_SEED, resolve_seed, seed_value
 
 
 def _number(kind: Callable[[str], float], test: Callable[[float], bool],
@@ -77,9 +78,9 @@ def add_sampling_flags(parser: argparse.ArgumentParser, max_tokens: int) -> None
                        help="sample from the K most likely tokens (default 40)")
     group.add_argument("--top-p", dest="top_p", type=probability, default=0.95, metavar="P",
                        help="then from the smallest set of probability >= P (default 0.95)")
-    group.add_argument("-s", "--seed", type=non_negative_int, default=None, metavar="S",
-                       help="random seed: the same seed and flags give the same text "
-                            "(default: a fresh one, shown in the summary)")
+    group.add_argument("-s", "--seed", type=seed_value, default=RANDOM_SEED, metavar="S",
+                       help="random seed: the same seed and flags give the same text; -1 (the "
+                            "default) draws a fresh one, shown in the summary")
 
 
 def load_model(args: argparse.Namespace) -> tuple[Model, Tokenizer]:
@@ -97,7 +98,8 @@ def load_model(args: argparse.Namespace) -> tuple[Model, Tokenizer]:
                              "expected at most that many")
     if not args.quiet:
         c = model.config
-        print(f"loaded in {time.perf_counter() - started:.1f} s: {c.num_hidden_layers} layers, "
+        print(f"loaded in {time.perf_counter() - started:.1f} s: "
+              f"{plural(c.num_hidden_layers, 'layer')}, "
               f"hidden {c.hidden_size}, vocab {c.vocab_size}, context "
               f"{c.max_position_embeddings}", file=sys.stderr, flush=True)
     return model, tokenizer
@@ -149,14 +151,21 @@ def stream_reply(model: Model, tokenizer: Tokenizer, prompt: Sequence[int],
 
 
 def pick_seed(args: argparse.Namespace) -> int:
-    """--seed, or a fresh random one (printed in the summary, so a run can be repeated)."""
-    return int(args.seed) if args.seed is not None else secrets.randbelow(2**31)
+    """--seed, or a fresh random one for -1 (printed in the summary, so a run can be repeated)."""
+    return resolve_seed(args.seed)
 
 
 def summary(prompt_tokens: int, reply: Reply, seed: int) -> str:
-    """One line: prompt and new tokens, prefill and decode speed, the seed."""
-    prefill = prompt_tokens / reply.prefill_s if reply.prefill_s > 0 else 0.0
-    decoded = max(len(reply.ids) - 1, 0)
-    decode = decoded / reply.decode_s if reply.decode_s > 0 else 0.0
-    return (f"[{prompt_tokens} prompt tokens, {len(reply.ids)} new tokens; prefill "
-            f"{prefill:.1f} tokens/s, decode {decode:.1f} tokens/s; seed {seed}]")
+    """One line: prompt and new tokens, prefill and decode speed, the seed.
+
+    A rate is shown only when it was measured: prefill once a token came out of it (``-n 0`` runs
+    no forward pass), decode once a second token did (the first comes from the prefill).
+    """
+    rates = []
+    if reply.ids and reply.prefill_s > 0:
+        rates.append(f"prefill {prompt_tokens / reply.prefill_s:.1f} tokens/s")
+    decoded = len(reply.ids) - 1
+    if decoded > 0 and reply.decode_s > 0:
+        rates.append(f"decode {decoded / reply.decode_s:.1f} tokens/s")
+    counts = f"{plural(prompt_tokens, 'prompt token')}, {plural(len(reply.ids), 'new token')}"
+    return "[" + "; ".join([counts, *([", ".join(rates)] if rates else []), f"seed {seed}"]) + "]"

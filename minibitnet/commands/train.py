@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import ArgumentError
+from .seeds import RANDOM_SEED, resolve_seed, seed_value
+
+DEFAULT_STEPS = 1400
 
 # Model shapes by name; --config also takes a JSON file with these keys.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -40,7 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                         help=f"model shape: a preset ({', '.join(PRESETS)}) or a JSON file with "
                              "hidden_size, intermediate_size, num_hidden_layers, "
                              "num_attention_heads, num_key_value_heads (default: shakespeare)")
-    parser.add_argument("--steps", type=int, default=1400, help="optimiser steps (default 1400)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"optimiser steps (default {DEFAULT_STEPS}); with --resume, the "
+                             "step to train on to, past the end of a finished run")
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per step (16)")
     parser.add_argument("--context", type=int, default=256,
                         help="tokens per sequence, also the model's context length (256)")
@@ -52,7 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                         help="peak weight decay of the first stage (0.1)")
     parser.add_argument("--bpe-vocab", type=int, default=2048,
                         help="BPE tokens before the special tokens (2048)")
-    parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order (0)")
+    parser.add_argument("-s", "--seed", type=seed_value, default=0, metavar="S",
+                        help="initial weights and batch order; -1 draws a fresh one and prints "
+                             "it (default 0)")
     parser.add_argument("--no-quant", action="store_true",
                         help="full precision: the same code path without ternary weights and "
                              "int8 activations (the comparison twin)")
@@ -62,8 +70,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument("--checkpoint-every", type=int, default=50,
                         help="steps between checkpoints (50)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in OUT from its last checkpoint (other flags are "
-                             "read from the checkpoint)")
+                        help="continue the run in OUT from its last checkpoint, to --steps when "
+                             "given (other flags are read from the checkpoint)")
     parser.set_defaults(run=run)
 
 
@@ -90,7 +98,7 @@ def _shape(spec: str) -> dict[str, Any]:
 def _check_positive(args: argparse.Namespace) -> None:
     for flag in ("steps", "batch_size", "context", "bpe_vocab", "val_every", "checkpoint_every"):
         value = getattr(args, flag)
-        if value < 1:
+        if value is not None and value < 1:
             raise ArgumentError(f"--{flag.replace('_', '-')} is {value}, expected at least 1")
     if args.bpe_vocab < 256:
         raise ArgumentError(f"--bpe-vocab is {args.bpe_vocab}, expected at least 256")
@@ -100,18 +108,24 @@ def run(args: argparse.Namespace) -> int:
     from ..train.loop import Settings, train
 
     if args.resume:
-        train(args.out, resume=True)
+        if args.steps is not None and args.steps < 1:
+            raise ArgumentError(f"--steps is {args.steps}, expected at least 1")
+        train(args.out, resume=True, steps=args.steps, log=sys.stderr)
         return 0
     if not args.data:
         raise ArgumentError("--data: a new run needs training text files")
     _check_positive(args)
+    steps = args.steps if args.steps is not None else DEFAULT_STEPS
     lr = args.lr if args.lr is not None else (3e-3 if args.no_quant else 6e-3)
-    warmup = args.warmup if args.warmup is not None else max(1, args.steps // 20)
+    warmup = args.warmup if args.warmup is not None else max(1, steps // 20)
+    seed = resolve_seed(args.seed)
+    if args.seed == RANDOM_SEED:  # the checkpoint keeps it too, so --resume takes the same batches
+        print(f"seed {seed} (drawn at random; --seed {seed} repeats this run)", file=sys.stderr)
     settings = Settings(
-        data=tuple(str(Path(p)) for p in args.data), steps=args.steps,
+        data=tuple(str(Path(p)) for p in args.data), steps=steps,
         batch_size=args.batch_size, context=args.context, lr=lr, warmup=warmup,
-        weight_decay=args.weight_decay, seed=args.seed, quantize=not args.no_quant,
+        weight_decay=args.weight_decay, seed=seed, quantize=not args.no_quant,
         bpe_vocab=args.bpe_vocab, checkpoint_every=args.checkpoint_every, val=args.val,
         val_every=args.val_every)
-    train(args.out, settings, _shape(args.config))
+    train(args.out, settings, _shape(args.config), log=sys.stderr)
     return 0

@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,6 +30,7 @@ import numpy as np
 from ..config import ModelConfig, config_from_dict
 from ..errors import ArgumentError, CheckpointError
 from ..files import atomic_write, atomic_write_text
+from ..wording import plural
 from . import bpe
 from .data import read_texts, sample_batch, tokenize_texts
 from .export import export_float, export_model
@@ -153,7 +154,7 @@ def prepare(out_dir: Path, settings: Settings, shape: dict[str, Any],
         ranks = bpe.read_ranks(tokenizer_path)
     else:
         log.write(f"training a {settings.bpe_vocab}-token byte-level BPE on "
-                  f"{len(settings.data)} files ...\n")
+                  f"{plural(len(settings.data), 'file')} ...\n")
         counts = bpe.count_chunks(read_texts(settings.data))
         ranks = bpe.train_bpe(counts, settings.bpe_vocab)
         bpe.write_tokenizer(out_dir, ranks, settings.context)
@@ -165,13 +166,20 @@ def prepare(out_dir: Path, settings: Settings, shape: dict[str, Any],
 
 def train(out_dir: str | Path, settings: Settings | None = None,
           shape: dict[str, Any] | None = None, resume: bool = False,
-          log: TextIO = sys.stderr, max_steps: int | None = None) -> Params:
+          log: TextIO = sys.stderr, max_steps: int | None = None,
+          steps: int | None = None) -> Params:
     """Run (or resume) a training run in ``out_dir``; returns the final parameters.
 
     settings, shape: required for a new run; a resumed run reads both from its checkpoint.
     max_steps: stop after this many steps in total (for tests of resuming); None runs to the end.
+    steps: resume only: the run's new length (``--steps``), at least the step it reached. The
+           learning-rate schedule is laid out again over it, so a finished run trains on (and
+           ends with other weights than a run planned that long from the start would).
+    The last line of ``log`` names the exported model, once the run has reached its end.
     """
     out_dir = Path(out_dir)
+    if steps is not None and not resume:
+        raise ArgumentError("steps is for resuming a run; a new run takes settings.steps")
     out_dir.mkdir(parents=True, exist_ok=True)
     if resume:
         params, m, v, step, adam_t, history, meta = load_checkpoint(out_dir / CHECKPOINT_FILE)
@@ -179,6 +187,16 @@ def train(out_dir: str | Path, settings: Settings | None = None,
         config = config_from_dict(meta["config"], str(out_dir / CHECKPOINT_FILE))
         optimizer = AdamW(params)
         optimizer.m, optimizer.v, optimizer.t = m, v, adam_t
+        if steps is not None and steps < step:
+            raise ArgumentError(f"--steps is {steps}, but the run in {out_dir} is at step "
+                                f"{step} already; expected at least {step}")
+        if steps is not None:
+            settings = replace(settings, steps=steps)
+        if step >= settings.steps:  # nothing to train: export again, in case that was cut short
+            log.write(f"the run in {out_dir} is complete at step {step}; pass --steps with "
+                      f"more than {step} to train on\n")
+            log.write(f"model written to {finish(out_dir, params, config, settings, history)}\n")
+            return params
         log.write(f"resuming {out_dir} at step {step}/{settings.steps}\n")
     else:
         if settings is None or shape is None:
@@ -237,19 +255,24 @@ def train(out_dir: str | Path, settings: Settings | None = None,
             save_checkpoint(out_dir, params, optimizer, step, history, meta)
     log.write("\n")
     if step == settings.steps:
-        finish(out_dir, params, config, settings, history)
+        written = finish(out_dir, params, config, settings, history)
+        log.write(f"model written to {written}\n")
     return params
 
 
 def finish(out_dir: Path, params: Params, config: ModelConfig, settings: Settings,
-           history: list[list[float]]) -> None:
-    """Export the trained weights: a 2B4T model folder, or the float weights for --no-quant."""
+           history: list[list[float]]) -> Path:
+    """Export the trained weights: a 2B4T model folder, or the float weights for --no-quant.
+
+    returns: the model folder (OUT/model), or OUT/model-float.safetensors for --no-quant
+    """
     info = {"steps": str(settings.steps), "tokens": str(int(history[-1][1])),
             "train_seconds": f"{history[-1][4]:.0f}", "quantize": str(settings.quantize)}
     if settings.quantize:
         model_dir = export_model(params, config, out_dir / "model", metadata=info)
         for name in ("tokenizer.json", "tokenizer_config.json"):
             (model_dir / name).write_bytes((out_dir / name).read_bytes())
-    else:
-        export_float(params, out_dir / FLOAT_WEIGHTS_FILE)
-        atomic_write_text(out_dir / "config.json", json.dumps(config.to_json_dict(), indent=2))
+        return model_dir
+    export_float(params, out_dir / FLOAT_WEIGHTS_FILE)
+    atomic_write_text(out_dir / "config.json", json.dumps(config.to_json_dict(), indent=2))
+    return out_dir / FLOAT_WEIGHTS_FILE

@@ -13,6 +13,7 @@ import minibitnet
 pytest.importorskip("mypy")
 
 
+@pytest.mark.slow
 def test_fast_is_mypy_strict_clean(tmp_path):
     # Type-check the source tree when the tests run from a checkout; an installed copy has the
     # same .py files next to its compiled modules.
