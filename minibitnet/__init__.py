@@ -26,7 +26,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .config import ModelConfig
     from .loader import load
-    from .model import Model
+    from .core.model import Model
 
 __all__ = [
     "ArgumentError", "CheckpointError", "ConfigError", "ContextLengthError", "InstallationError",
@@ -35,7 +35,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 # public name -> the module that defines it
-_DEFINED_IN = {"load": ".loader", "Model": ".model", "ModelConfig": ".config"}
+_DEFINED_IN = {"load": ".loader", "Model": ".core.model", "ModelConfig": ".config"}
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,7 @@ refuses a list naming anything but ``lm_head``. Whether the head is tied to the 
 ``tie_word_embeddings``, as for every family.
 
 The sub-norms sit at the same places in both families that have them (before o_proj and before
-down_proj) and differ only in their tensor names, which :mod:`minibitnet.checkpoint` looks up here.
+down_proj) and differ only in their tensor names, which :mod:`minibitnet.formats.checkpoint` looks up here.
 Left out: every other ``model_type`` (a plain LLaMA has no ternary weights to run).
 
 The first two families are defined by transformers (models/bitnet, models/llama and

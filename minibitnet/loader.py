@@ -1,31 +1,47 @@
-"""``minibitnet.load``: a model folder, cached repo id or the built-in model -> a :class:`Model`."""
+"""``minibitnet.load``: a model folder, cached repo id or the built-in model -> a :class:`Model`.
+
+The one place where the three layers meet: :mod:`minibitnet.formats` reads the files into a
+``Weights`` value, :mod:`minibitnet.kernels` turns a backend's name into a kernel object, and
+:class:`~minibitnet.core.model.Model` takes both (it imports neither).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .backend import available_backends, get_backend
-from .formats import read_model
+from .config import ModelConfig
+from .core.model import Model
+from .core.weights import Weights
+from .formats.detect import read_model
 # the built-in model's folder, offered beside load() too: tutorials name it from here
-from .locate import BUILTIN_MODEL_DIR as BUILTIN_MODEL_DIR
-from .locate import builtin_model_dir as builtin_model_dir
-from .locate import resolve_model
-from .model import Model
+from .formats.locate import BUILTIN_MODEL_DIR as BUILTIN_MODEL_DIR
+from .formats.locate import builtin_model_dir as builtin_model_dir
+from .formats.locate import resolve_model
+from .kernels.registry import get_backend
+from .pages import release_pages
+
+
+def build_model(config: ModelConfig, weights: Weights, backend: str = "fast") -> Model:
+    """The model of ``weights`` on the backend named ``backend``.
+
+    The memory-mapped pages of each tensor the model has copied (packed weights into a kernel's
+    format, the head's table into float32) are dropped from resident memory as it goes
+    (pages.py): the data stays on disk, and a 2B4T model is not held twice.
+    """
+    return Model(config, weights, get_backend(backend), after_read=release_pages)
 
 
 def load(path: str | Path | None = None, backend: str = "fast") -> Model:
     """Load a BitNet b1.58 model folder (config.json + model.safetensors), memory-mapped.
 
     The folder may also hold bf16 master weights or a bitnet.cpp I2_S .gguf file instead
-    (formats.py says how each is recognised).
+    (formats/detect.py says how each is recognised).
 
-    path:    a folder, or ORG/NAME of a model in the local Hugging Face cache (locate.py);
+    path:    a folder, or ORG/NAME of a model in the local Hugging Face cache (formats/locate.py);
              None loads the built-in model
     backend: a name from ``minibitnet info`` ("reference", "fast", "fast:lut", ...); "fast" as on
              the command line. Every backend gives bit-identical logits: only speed differs.
     """
-    if backend not in {info.name for info in available_backends()}:
-        get_backend(backend)  # raises ArgumentError listing the valid names, before any reading
-    model_dir = resolve_model(path)
-    config, weights, _ = read_model(model_dir)
-    return Model(config, weights, backend=backend)
+    get_backend(backend)  # an unknown name: ArgumentError listing the valid ones, before reading
+    config, weights, _ = read_model(resolve_model(path))
+    return build_model(config, weights, backend)

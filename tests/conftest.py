@@ -24,11 +24,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def pytest_report_header() -> list[str]:
     lines = []
     try:
-        import minibitnet.fast as fast
+        import minibitnet.kernels.mypyc as fast
 
         is_compiled = getattr(fast, "is_compiled", None)
         if is_compiled is not None:
-            lines.append(f"minibitnet.fast compiled: {is_compiled()}")
+            lines.append(f"minibitnet.kernels.mypyc compiled: {is_compiled()}")
     except ImportError as exc:  # pragma: no cover - shown in the header only
-        lines.append(f"minibitnet.fast not importable: {exc}")
+        lines.append(f"minibitnet.kernels.mypyc not importable: {exc}")
     return lines

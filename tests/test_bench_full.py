@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from minibitnet.shapes import SHAPES
-from minibitnet.synthetic import write_checkpoint
+from minibitnet.tools.shapes import SHAPES
+from minibitnet.tools.synthetic import write_checkpoint
 
 
 def run_cli(*args):

@@ -23,7 +23,7 @@ import pytest
 
 import minibitnet
 from minibitnet import tokenizer
-from minibitnet.backend import available_backends
+from minibitnet.kernels.registry import available_backends
 from minibitnet.loader import builtin_model_dir
 
 EXCERPT = Path(__file__).parent / "data" / "hamlet_excerpt.txt"
@@ -88,9 +88,9 @@ def test_golden_greedy_run_on_every_backend(backend: str, folder: Path) -> None:
 # GOLDEN_PREFIX tokens.
 GOLDEN_PREFIX = 8
 INTERPRETED_PROBE = f"""
-import json, minibitnet, minibitnet.fast
-from minibitnet.backend import available_backends
-print(json.dumps({{"compiled": minibitnet.fast.is_compiled(), "ids": {{
+import json, minibitnet, minibitnet.kernels.mypyc
+from minibitnet.kernels.registry import available_backends
+print(json.dumps({{"compiled": minibitnet.kernels.mypyc.is_compiled(), "ids": {{
     info.name: minibitnet.load(backend=info.name).generate({GOLDEN_PROMPT_IDS}, {GOLDEN_PREFIX},
                                                            temperature=0.0)
     for info in available_backends()}}}}))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import minibitnet
-from minibitnet.checkpoint import WEIGHTS_FILE
+from minibitnet.formats.checkpoint import WEIGHTS_FILE
 from minibitnet.cli import build_parser, main
 from minibitnet.train.loop import CHECKPOINT_FILE, load_checkpoint
 from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer, syllable_text

@@ -11,8 +11,8 @@ import pytest
 from minibitnet.cli import main
 from minibitnet.commands.bench_full import format_scaling
 from minibitnet.commands.running import Reply, summary
-from minibitnet.full_bench import format_model_report
-from minibitnet.step_timing import PARTS
+from minibitnet.tools.full_bench import format_model_report
+from minibitnet.tools.step_timing import PARTS
 from minibitnet_testing.builders import build_checkpoint
 from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import minibitnet
-from minibitnet.checkpoint import WEIGHTS_FILE
+from minibitnet.formats.checkpoint import WEIGHTS_FILE
 from minibitnet.cli import main
-from minibitnet.safetensors import SafetensorsFile
+from minibitnet.formats.safetensors import SafetensorsFile
 from minibitnet_testing.builders import build_checkpoint
 from minibitnet_testing.format_builders import build_master_checkpoint, build_packed_from_masters
 from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer, syllable_text
@@ -144,7 +144,7 @@ def test_help_lists_the_formats(capsys):
 
 
 def test_a_gguf_alone_gives_back_an_equivalent_tokenizer(converted, tmp_path):
-    from minibitnet.gguf import GGUFFile
+    from minibitnet.formats.gguf.container import GGUFFile
     from minibitnet.tokenizer import load as load_tokenizer
 
     file = GGUFFile(converted["gguf"] / GGUF_NAME)

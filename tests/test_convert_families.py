@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 import minibitnet
-from minibitnet.checkpoint import WEIGHTS_FILE
+from minibitnet.formats.checkpoint import WEIGHTS_FILE
 from minibitnet.cli import main
 from minibitnet.config import ModelConfig
-from minibitnet.formats import read_model
-from minibitnet.safetensors import SafetensorsFile
-from minibitnet.gguf_checkpoint import GGUF_FILE
+from minibitnet.formats.detect import read_model
+from minibitnet.formats.safetensors import SafetensorsFile
+from minibitnet.formats.gguf.checkpoint import GGUF_FILE
 from minibitnet_testing.family_builders import FAMILY_SHAPES, build_family_checkpoint
 from minibitnet_testing.gguf_cases import CASES as GGUF_CASES
 from minibitnet_testing.gguf_cases import build_source as build_gguf_source

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import minibitnet
-from minibitnet.checkpoint import WEIGHTS_FILE
+from minibitnet.formats.checkpoint import WEIGHTS_FILE
 from minibitnet.cli import main
 from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer
 

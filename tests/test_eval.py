@@ -19,7 +19,7 @@ import minibitnet
 from minibitnet import tokenizer
 from minibitnet.cli import main
 from minibitnet.commands.train import PRESETS
-from minibitnet.evaluate import sliding_window_nats
+from minibitnet.tools.evaluate import sliding_window_nats
 from minibitnet.train.export import read_float
 from minibitnet.train.loop import FLOAT_WEIGHTS_FILE, Settings, train
 from minibitnet.train.model import forward_logits

@@ -247,7 +247,7 @@ def test_corrupt_tensor_bytes_give_the_packages_own_errors(folders, tmp_path_fac
     """Bytes of the fp16 / bf16 latents, tables and norms overwritten with NaN, infinity or
     large values: the load or the forward fails with a MinibitnetError, or works."""
     from minibitnet.errors import MinibitnetError
-    from minibitnet.safetensors import read_header
+    from minibitnet.formats.safetensors import read_header
 
     source = folders[shape] / "model.safetensors"
     _, _, data_start = read_header(source)
@@ -321,7 +321,7 @@ def test_llama3_frequencies_equal_transformers(head_dim, theta, scaling):
     from transformers.modeling_rope_utils import _compute_llama3_parameters
 
     from minibitnet.config import Llama3Scaling
-    from minibitnet.rope import inverse_frequencies
+    from minibitnet.core.rope import inverse_frequencies
 
     factor, low, high, original = scaling
     config = transformers.LlamaConfig(

@@ -15,7 +15,7 @@ import pytest
 
 import minibitnet
 from minibitnet.files import atomic_write, atomic_write_text
-from minibitnet.safetensors import TensorSpec, read_header, write_safetensors
+from minibitnet.formats.safetensors import TensorSpec, read_header, write_safetensors
 from minibitnet_testing.builders import build_checkpoint
 
 
@@ -110,7 +110,7 @@ def test_sigkill_mid_write_keeps_the_old_checkpoint(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys, time
         import numpy as np
-        from minibitnet.safetensors import TensorSpec, write_safetensors
+        from minibitnet.formats.safetensors import TensorSpec, write_safetensors
 
         def produce(spec):
             if spec.name == "t2":

@@ -28,16 +28,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minibitnet
-from minibitnet.checkpoint import load_weights
+from minibitnet.formats.checkpoint import load_weights
 from minibitnet.config import ModelConfig, config_from_dict, load_config
 from minibitnet.errors import CheckpointError, ConfigError, MinibitnetError
-from minibitnet.safetensors import (
+from minibitnet.formats.safetensors import (
     STORAGE_DTYPES,
     SafetensorsFile,
     TensorSpec,
     write_safetensors,
 )
-from minibitnet.synthetic import tiny_config
+from minibitnet.tools.synthetic import tiny_config
 from minibitnet_testing.family_builders import FAMILY_SHAPES
 from minibitnet_testing.builders import build_checkpoint
 from minibitnet_testing.strategies import INTERESTING_INTS, json_values

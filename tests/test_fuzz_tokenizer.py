@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from minibitnet_testing import tokenizer_builders
 from minibitnet import tokenizer
-from minibitnet.chat_template import render_chat
+from minibitnet.tokenizer.chat_template import render_chat
 from minibitnet.errors import TokenizerError
 from minibitnet_testing.strategies import INTERESTING_INTS, json_values
 

@@ -17,18 +17,19 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minibitnet
-from minibitnet.checkpoint import load_weights
+from minibitnet.formats.checkpoint import load_weights
 from minibitnet.cli import main
 from minibitnet.errors import CheckpointError, ConfigError, NumericalError
-from minibitnet.gguf import (
+from minibitnet.formats.gguf.container import (
     ARRAY, BF16, BOOL, F16, F32, FLOAT32, FLOAT64, I2_S, INT8, INT16, INT32, INT64, STRING,
     UINT8, UINT16, UINT32, UINT64, GGUFFile, TensorToWrite, write_gguf,
 )
-from minibitnet.gguf_checkpoint import load_gguf, write_gguf_model
-from minibitnet.i2s import pack_i2s, unpack_i2s
-from minibitnet.master import round_scale_to_bf16
-from minibitnet.model import Model
-from minibitnet.safetensors import bf16_to_float32
+from minibitnet.formats.gguf.checkpoint import load_gguf, write_gguf_model
+from minibitnet.formats.gguf.i2s import pack_i2s, unpack_i2s
+from minibitnet.formats.master import round_scale_to_bf16
+from minibitnet.core.model import Model
+from minibitnet.kernels.registry import get_backend
+from minibitnet.core.bfloat16 import bf16_to_float32
 from minibitnet_testing.format_builders import FORMAT_SHAPES, build_i2s_packed
 
 BACKENDS = ["reference", "fast"]
@@ -170,7 +171,7 @@ def test_gguf_config_equals_the_packed_config(packed_and_gguf):
 def test_gguf_and_packed_give_identical_logits(packed_and_gguf, backend):
     packed, path = packed_and_gguf
     config, weights = load_gguf(path)
-    from_gguf = Model(config, weights, backend=backend).logits(PROMPT)
+    from_gguf = Model(config, weights, get_backend(backend)).logits(PROMPT)
     assert np.array_equal(from_gguf, minibitnet.load(packed, backend=backend).logits(PROMPT))
     assert np.array_equal(from_gguf, minibitnet.load(packed, backend="reference").logits(PROMPT))
 
@@ -444,9 +445,9 @@ def test_an_f16_embedding_is_kept_as_stored(packed_and_gguf, tmp_path):
     # bitnet.cpp's converter writes token_embd as F16; it is read as stored, never rounded
     from dataclasses import replace
 
-    from minibitnet.gguf_checkpoint import gguf_tensors
-    from minibitnet.gguf_config import gguf_metadata
-    from minibitnet.safetensors import float32_to_bf16
+    from minibitnet.formats.gguf.checkpoint import gguf_tensors
+    from minibitnet.formats.gguf.config import gguf_metadata
+    from minibitnet.core.bfloat16 import float32_to_bf16
 
     packed, _ = packed_and_gguf
     config = minibitnet.load(packed).config
@@ -478,8 +479,8 @@ def test_an_f16_embedding_is_kept_as_stored(packed_and_gguf, tmp_path):
 ])
 def test_metadata_of_the_wrong_type_is_one_clean_error(packed_and_gguf, tmp_path, key, value,
                                                        expect):
-    from minibitnet.gguf_checkpoint import gguf_tensors
-    from minibitnet.gguf_config import gguf_metadata
+    from minibitnet.formats.gguf.checkpoint import gguf_tensors
+    from minibitnet.formats.gguf.config import gguf_metadata
 
     packed, _ = packed_and_gguf
     config = minibitnet.load(packed).config

@@ -27,24 +27,24 @@ from minibitnet.cli import main
 from minibitnet.config import Llama3Scaling
 from minibitnet.errors import CheckpointError, ConfigError, NumericalError
 from minibitnet.families import ONEBITLLM
-from minibitnet.formats import read_model
-from minibitnet.gguf import (
+from minibitnet.formats.detect import read_model
+from minibitnet.formats.gguf.container import (
     ARRAY, BF16, F16, F32, FLOAT32, I2_S, INT32, STRING, UINT32, GGUFFile, TensorToWrite,
     write_gguf,
 )
-from minibitnet.gguf_architectures import (
+from minibitnet.formats.gguf.architectures import (
     ARCHITECTURES, GGUF_ARCHITECTURES, check_gguf_writable, permute_rope_rows,
     unpermute_rope_rows,
 )
-from minibitnet.gguf_checkpoint import GGUF_FILE, gguf_tensors, load_gguf, write_gguf_model
-from minibitnet.gguf_config import gguf_metadata, model_name
-from minibitnet.gguf_scales import EXACT_SCALES_KEY, weight_scale_metadata
-from minibitnet.i2s import unpack_i2s
-from minibitnet.master import round_scale_to_bf16
-from minibitnet.packing import unpack_ternary
-from minibitnet.rope import apply_rope, inverse_frequencies, rope_tables
-from minibitnet.safetensors import float32_to_bf16
-from minibitnet.synthetic import tiny_config
+from minibitnet.formats.gguf.checkpoint import GGUF_FILE, gguf_tensors, load_gguf, write_gguf_model
+from minibitnet.formats.gguf.config import gguf_metadata, model_name
+from minibitnet.formats.gguf.scales import EXACT_SCALES_KEY, weight_scale_metadata
+from minibitnet.formats.gguf.i2s import unpack_i2s
+from minibitnet.formats.master import round_scale_to_bf16
+from minibitnet.core.packing import unpack_ternary
+from minibitnet.core.rope import apply_rope, inverse_frequencies, rope_tables
+from minibitnet.core.bfloat16 import float32_to_bf16
+from minibitnet.tools.synthetic import tiny_config
 from minibitnet_testing.gguf_cases import BASE, CASES, LLAMA, build_source
 from minibitnet_testing.weight_checks import assert_same_weights, same_bits
 

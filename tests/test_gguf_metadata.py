@@ -18,13 +18,13 @@ import pytest
 
 import minibitnet
 from minibitnet.cli import main
-from minibitnet.formats import read_model
-from minibitnet.gguf import FLOAT32, STRING, UINT8, UINT32, GGUFFile, write_gguf
-from minibitnet.gguf_checkpoint import GGUF_FILE, gguf_tensors, load_gguf, write_gguf_model
-from minibitnet.gguf_config import (
+from minibitnet.formats.detect import read_model
+from minibitnet.formats.gguf.container import FLOAT32, STRING, UINT8, UINT32, GGUFFile, write_gguf
+from minibitnet.formats.gguf.checkpoint import GGUF_FILE, gguf_tensors, load_gguf, write_gguf_model
+from minibitnet.formats.gguf.config import (
     FILE_TYPE_MOSTLY_I2_S, QUANTIZATION_VERSION, gguf_metadata, model_name,
 )
-from minibitnet.gguf_scales import weight_scale_metadata
+from minibitnet.formats.gguf.scales import weight_scale_metadata
 from minibitnet_testing.gguf_cases import CASES, build_source
 from minibitnet_testing.weight_checks import assert_same_weights
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from minibitnet.errors import CheckpointError, TokenizerError
-from minibitnet.gguf import ARRAY, INT32, STRING, GGUFFile, write_gguf
-from minibitnet.gguf_tokenizer import CONTROL, NORMAL, tokenizer_files, tokenizer_metadata
-from minibitnet.synthetic_tokenizer import synthetic_vocab, tokenizer_json
+from minibitnet.formats.gguf.container import ARRAY, INT32, STRING, GGUFFile, write_gguf
+from minibitnet.tokenizer.gguf import CONTROL, NORMAL, tokenizer_files, tokenizer_metadata
+from minibitnet.tokenizer.synthetic import synthetic_vocab, tokenizer_json
 
 
 def test_metadata_lists_tokens_by_id_with_their_types():

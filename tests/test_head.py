@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from minibitnet.head import CHUNK_ROWS, STORAGES, OutputHead, widen_table
-from minibitnet.safetensors import bf16_to_float32, float32_to_bf16
+from minibitnet.core.head import CHUNK_ROWS, STORAGES, OutputHead, widen_table
+from minibitnet.core.bfloat16 import bf16_to_float32, float32_to_bf16
 
 
 def random_table(vocab, hidden, seed=0):

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibitnet.latent_magnitudes import LatentMagnitudes, plan_latent_magnitudes
-from minibitnet.latents import LARGEST_SCALE, master_from_ternary
-from minibitnet.master import round_scale_to_bf16, ternarize_master, ternarize_online
-from minibitnet.packing import pack_ternary
-from minibitnet.quant import ternarize_weights
-from minibitnet.safetensors import bf16_to_float32
+from minibitnet.formats.latent_magnitudes import LatentMagnitudes, plan_latent_magnitudes
+from minibitnet.formats.latents import LARGEST_SCALE, master_from_ternary
+from minibitnet.formats.master import round_scale_to_bf16, ternarize_master, ternarize_online
+from minibitnet.core.packing import pack_ternary
+from minibitnet.core.quant import ternarize_weights
+from minibitnet.core.bfloat16 import bf16_to_float32
 from minibitnet_testing.strategies import codes_with_zeros, float32_scales, ternary_matrices
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from minibitnet.errors import ConfigError
-from minibitnet.locate import hub_cache_dir, resolve_model
+from minibitnet.formats.locate import hub_cache_dir, resolve_model
 
 
 def _snapshot(cache: Path, repo: str, commit: str, ref: bool = True) -> Path:
@@ -100,7 +100,7 @@ def test_a_path_object_is_resolved_as_its_text(tmp_path: Path,
 
 
 def test_no_model_given_says_so() -> None:
-    from minibitnet.locate import BUILTIN_MODEL_DIR
+    from minibitnet.formats.locate import BUILTIN_MODEL_DIR
 
     if (BUILTIN_MODEL_DIR / "config.json").is_file():
         assert resolve_model(None) == BUILTIN_MODEL_DIR

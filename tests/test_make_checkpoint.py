@@ -52,7 +52,7 @@ def test_make_checkpoint_list_shows_every_shape():
 
 def test_only_shapes_with_llamas_vocabulary_get_a_tokenizer():
     from minibitnet.commands.make_checkpoint import _has_llama3_vocabulary
-    from minibitnet.shapes import SHAPES
+    from minibitnet.tools.shapes import SHAPES
 
     assert [name for name in SHAPES if _has_llama3_vocabulary(name)] == ["2b4t"]
 
@@ -61,8 +61,8 @@ def test_only_shapes_with_llamas_vocabulary_get_a_tokenizer():
 def test_the_2b4t_tokenizer_fits_the_2b4t_config(tmp_path):
     """The made-up 128k tokenizer has the 2B4T ids: BOS 128000, <|eot_id|> 128009, 128256 in
     all, and Hugging Face tokenizers reads it as minibitnet does."""
-    from minibitnet.shapes import get_shape
-    from minibitnet.synthetic_tokenizer import LLAMA3_VOCAB, synthetic_vocab, write_tokenizer
+    from minibitnet.tools.shapes import get_shape
+    from minibitnet.tokenizer.synthetic import LLAMA3_VOCAB, synthetic_vocab, write_tokenizer
     from minibitnet.tokenizer import load
 
     write_tokenizer(tmp_path, synthetic_vocab(LLAMA3_VOCAB))

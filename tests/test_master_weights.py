@@ -14,13 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minibitnet
-from minibitnet.checkpoint import MASTERS, PACKED, WEIGHTS_FILE, load_weights
+from minibitnet.formats.checkpoint import MASTERS, PACKED, WEIGHTS_FILE, load_weights
 from minibitnet.errors import CheckpointError
-from minibitnet.master import ternarize_master, ternarize_online
-from minibitnet.packing import unpack_ternary
-from minibitnet.quant import ternarize_weights
-from minibitnet.safetensors import SafetensorsFile, bf16_to_float32, float32_to_bf16, read_header
-from minibitnet.writers import write_safetensors_model
+from minibitnet.formats.master import ternarize_master, ternarize_online
+from minibitnet.core.packing import unpack_ternary
+from minibitnet.core.quant import ternarize_weights
+from minibitnet.formats.safetensors import SafetensorsFile, read_header
+from minibitnet.core.bfloat16 import bf16_to_float32, float32_to_bf16
+from minibitnet.formats.writers import write_safetensors_model
 from minibitnet_testing.format_builders import build_master_checkpoint, build_packed_from_masters, write_folder
 
 BACKENDS = ["reference", "fast"]

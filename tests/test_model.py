@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import minibitnet
-from minibitnet.attention import grouped_query_attention
+from minibitnet.core.attention import grouped_query_attention
 from minibitnet.errors import ArgumentError, ContextLengthError
-from minibitnet.rope import apply_rope, rope_tables
+from minibitnet.core.rope import apply_rope, rope_tables
 from minibitnet_testing.builders import build_checkpoint
 
 

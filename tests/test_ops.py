@@ -1,4 +1,4 @@
-"""``minibitnet ops`` and minibitnet.opcount: counts checked against independent computations."""
+"""``minibitnet ops`` and minibitnet.tools.opcount: counts checked against independent computations."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from minibitnet_testing.builders import SHAPES, build_checkpoint
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibitnet.checkpoint import WEIGHTS_FILE, load_weights
+from minibitnet.formats.checkpoint import WEIGHTS_FILE, load_weights
 from minibitnet.cli import main
 from minibitnet.config import load_config
-from minibitnet.opcount import (
+from minibitnet.tools.opcount import (
     HOROWITZ_45NM_PJ,
     count_model_ops,
     count_nonzero,
     projection_shapes,
 )
-from minibitnet.packing import pack_ternary, unpack_ternary
-from minibitnet.safetensors import STORAGE_DTYPES, read_header
-from minibitnet.weights import TernaryWeight
+from minibitnet.core.packing import pack_ternary, unpack_ternary
+from minibitnet.formats.safetensors import STORAGE_DTYPES, read_header
+from minibitnet.core.weights import TernaryWeight
 
 
 @given(rows=st.integers(1, 6), cols=st.integers(1, 40), seed=st.integers(0, 2**32 - 1),

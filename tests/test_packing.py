@@ -1,7 +1,7 @@
 import numpy as np
 from hypothesis import given
 
-from minibitnet.packing import has_invalid_codes, pack_ternary, unpack_ternary
+from minibitnet.core.packing import has_invalid_codes, pack_ternary, unpack_ternary
 from minibitnet_testing.strategies import ternary_matrices
 
 

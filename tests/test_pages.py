@@ -5,7 +5,7 @@ import sys
 import numpy as np
 
 from minibitnet.pages import release_pages
-from minibitnet.safetensors import SafetensorsFile, TensorSpec, write_safetensors
+from minibitnet.formats.safetensors import SafetensorsFile, TensorSpec, write_safetensors
 
 
 def resident_file_kb():

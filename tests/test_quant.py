@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minibitnet.quant import quantize_activations, ternarize_weights
+from minibitnet.core.quant import quantize_activations, ternarize_weights
 
 finite_floats = st.floats(-1e4, 1e4, width=32, allow_nan=False)
 

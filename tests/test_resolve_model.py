@@ -21,11 +21,11 @@ from minibitnet_testing.hub_cache import COMMIT, cache_model, repo_dir
 from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer
 
 import minibitnet
-import minibitnet.locate
+import minibitnet.formats.locate
 from minibitnet import tokenizer
 from minibitnet.cli import main
 from minibitnet.errors import ConfigError
-from minibitnet.locate import resolve_model
+from minibitnet.formats.locate import resolve_model
 
 REPO = "org/name"
 IDS = [1, 2, 3, 4]
@@ -190,7 +190,7 @@ def test_not_found_says_where_it_looked_and_how_to_fetch(snapshot: Path) -> None
 
 def test_the_resolver_imports_only_errors_of_the_package() -> None:
     """loader.py, tokenizer.py and the commands import locate.py, so it imports none of them."""
-    source = Path(minibitnet.locate.__file__).read_text(encoding="utf-8")
+    source = Path(minibitnet.formats.locate.__file__).read_text(encoding="utf-8")
     package_imports = {node.module for node in ast.walk(ast.parse(source))
                        if isinstance(node, ast.ImportFrom) and node.level > 0}
     assert package_imports == {"errors"}

@@ -1,4 +1,4 @@
-"""minibitnet.sample without an oracle: the filtered distribution never depends on token ids.
+"""minibitnet.core.sample without an oracle: the filtered distribution never depends on token ids.
 
 tests/test_sample_oracle.py compares with transformers; this property holds with NumPy alone.
 """
@@ -10,7 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from minibitnet.sample import next_token_probs, sample_next_token
+from minibitnet.core.sample import next_token_probs, sample_next_token
 
 # a few values only, so that ties sit at the k-th token and at the top-p edge
 tied_logits = arrays(np.float32, st.integers(1, 40),

@@ -1,4 +1,4 @@
-"""minibitnet.sample.next_token_probs against transformers' logits warpers (the oracle).
+"""minibitnet.core.sample.next_token_probs against transformers' logits warpers (the oracle).
 
 transformers' ``generate(do_sample=True)`` applies TemperatureLogitsWarper, TopKLogitsWarper and
 TopPLogitsWarper in that order (``_get_logits_processor`` in generation/utils.py) and draws from
@@ -28,7 +28,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from minibitnet.sample import next_token_probs
+from minibitnet.core.sample import next_token_probs
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import minibitnet
-from minibitnet.checkpoint import WEIGHTS_FILE
+from minibitnet.formats.checkpoint import WEIGHTS_FILE
 from minibitnet.errors import CheckpointError
-from minibitnet.safetensors import SafetensorsFile, TensorSpec, write_safetensors
-from minibitnet.shards import INDEX_FILE
+from minibitnet.formats.safetensors import SafetensorsFile, TensorSpec, write_safetensors
+from minibitnet.formats.shards import INDEX_FILE
 from minibitnet_testing.builders import build_checkpoint
 from minibitnet_testing.family_builders import build_family_checkpoint
 

@@ -5,7 +5,7 @@ import pytest
 
 import minibitnet
 from minibitnet_testing.builders import build_checkpoint
-from minibitnet.step_timing import PARTS, timed_forward
+from minibitnet.tools.step_timing import PARTS, timed_forward
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 import minibitnet
-from minibitnet.checkpoint import expected_tensors
-from minibitnet.packing import pack_ternary, unpack_ternary
-from minibitnet.quant import ternarize_weights
-from minibitnet.safetensors import SafetensorsFile, TensorSpec, read_header, write_safetensors
-from minibitnet.shapes import SHAPES, count_parameters, get_shape
+from minibitnet.formats.checkpoint import expected_tensors
+from minibitnet.core.packing import pack_ternary, unpack_ternary
+from minibitnet.core.quant import ternarize_weights
+from minibitnet.formats.safetensors import SafetensorsFile, TensorSpec, read_header, write_safetensors
+from minibitnet.tools.shapes import SHAPES, count_parameters, get_shape
 from minibitnet.errors import ArgumentError
-from minibitnet.synthetic import (
+from minibitnet.tools.synthetic import (
     CODE_HI, CODE_LO, checkpoint_bytes, checkpoint_specs, latent_std, random_codes,
     random_packed_weight, tiny_config, weight_scale_of, write_checkpoint,
 )
@@ -84,7 +84,7 @@ def test_random_codes_are_ternary_with_the_expected_frequencies():
 
 @pytest.mark.parametrize("rows, in_features", [(1, 1), (3, 7), (40, 1000)])
 def test_random_packed_weight_is_the_packing_py_layout(rows, in_features, monkeypatch):
-    monkeypatch.setattr("minibitnet.synthetic.CHUNK_WEIGHTS", 4 * in_features * 2)  # 2-row chunks
+    monkeypatch.setattr("minibitnet.tools.synthetic.CHUNK_WEIGHTS", 4 * in_features * 2)  # 2-row chunks
     chunks = list(random_packed_weight(np.random.default_rng(5), rows, in_features))
     assert len(chunks) == math.ceil(rows / 2)
     rng = np.random.default_rng(5)  # the same draws, packed by packing.py

@@ -24,10 +24,10 @@ from minibitnet_testing.tokenizer_builders import (
 )
 from minibitnet_testing.tokenizer_corpus import SPECIAL_IN_TEXT, corpus
 
-from minibitnet.byte_level import token_bytes
-from minibitnet.chat_template import BITNET_2B4T_TEMPLATE
+from minibitnet.tokenizer.byte_level import token_bytes
+from minibitnet.tokenizer.chat_template import BITNET_2B4T_TEMPLATE
 from minibitnet.errors import ArgumentError, CheckpointError, TokenizerError
-from minibitnet.locate import BUILTIN_MODEL_DIR
+from minibitnet.formats.locate import BUILTIN_MODEL_DIR
 from minibitnet.tokenizer import Tokenizer, load
 
 NUM_MERGES = 3000  # the training text yields about 2,100 before running out of pairs
@@ -418,7 +418,7 @@ def test_split_count_by_hashes_equals_exact_count(size: int, seed: int) -> None:
     """The vectorised count the loader uses against the plain one (collisions only add)."""
     import numpy as np
 
-    from minibitnet.bpe_file import _count_splits_exact, _count_splits_hashed, _Hashes, _Table
+    from minibitnet.tokenizer.bpe_file import _count_splits_exact, _count_splits_hashed, _Hashes, _Table
 
     vocab = synthetic_vocab(size, seed=seed)
     hashes = _Hashes.of_strings(list(vocab))
@@ -523,8 +523,8 @@ def test_bad_bos_settings(tmp_path: Path, post_processor: object, config: dict[s
 
 def _gguf_folder(folder: Path, **metadata: tuple[int, object]) -> Path:
     """A folder holding only a .gguf whose metadata carries the tokenizer (as bitnet.cpp's)."""
-    from minibitnet.gguf import UINT32, write_gguf
-    from minibitnet.gguf_tokenizer import tokenizer_metadata
+    from minibitnet.formats.gguf.container import UINT32, write_gguf
+    from minibitnet.tokenizer.gguf import tokenizer_metadata
 
     spec = tokenizer_json(synthetic_vocab(400))
     keys = tokenizer_metadata(spec, tokenizer_config_json(), "tokenizer.json")
@@ -536,10 +536,10 @@ def _gguf_folder(folder: Path, **metadata: tuple[int, object]) -> Path:
 
 def test_gguf_tokenizer_adds_bos_unless_told_not_to(tmp_path: Path) -> None:
     """llama.cpp's rule: BOS before LLaMA-3 text unless tokenizer.ggml.add_bos_token is false."""
-    from minibitnet.gguf import BOOL, UINT8
+    from minibitnet.formats.gguf.container import BOOL, UINT8
 
-    from minibitnet.gguf import GGUFFile
-    from minibitnet.gguf_tokenizer import tokenizer_files
+    from minibitnet.formats.gguf.container import GGUFFile
+    from minibitnet.tokenizer.gguf import tokenizer_files
 
     folder = _gguf_folder(tmp_path / "default")
     tokenizer = load(folder)

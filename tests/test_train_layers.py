@@ -10,8 +10,8 @@ rounding error dominates).
 import numpy as np
 import pytest
 
-from minibitnet.rope import rope_tables
-from minibitnet.synthetic import tiny_config
+from minibitnet.core.rope import rope_tables
+from minibitnet.tools.synthetic import tiny_config
 from minibitnet.train.attention import attention_backward, attention_forward
 from minibitnet.train.layers import (bitlinear_backward, bitlinear_forward,
                                      cross_entropy_backward, cross_entropy_forward,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minibitnet.checkpoint import WEIGHTS_FILE
+from minibitnet.formats.checkpoint import WEIGHTS_FILE
 from minibitnet.cli import main
 from minibitnet.commands.train import PRESETS
 from minibitnet.train.loop import (

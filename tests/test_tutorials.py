@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from minibitnet import fast
+from minibitnet.kernels import mypyc as fast
 
 pytest.importorskip("matplotlib", reason="the tutorials draw with matplotlib (docs extra)")
 

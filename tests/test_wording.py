@@ -1,4 +1,4 @@
-"""minibitnet.wording: plurals after a count, and figures rounded to significant digits."""
+"""minibitnet.tools.wording: plurals after a count, and figures rounded to significant digits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minibitnet.wording import milliseconds, plural, significant
+from minibitnet.tools.wording import milliseconds, plural, significant
 
 
 @pytest.mark.parametrize("count, expected", [

@@ -20,7 +20,7 @@ matplotlib.use("Agg")  # no display needed: figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from minibitnet.quant import ternarize_weights  # noqa: E402
+from minibitnet.core.quant import ternarize_weights  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 

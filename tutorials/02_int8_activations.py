@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # no display needed: figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from minibitnet.quant import quantize_activations  # noqa: E402
+from minibitnet.core.quant import quantize_activations  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 

@@ -22,15 +22,15 @@ matplotlib.use("Agg")  # no display needed: figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from minibitnet.backend import get_backend  # noqa: E402
-from minibitnet.bitlinear import BitLinear, ternary_matmul  # noqa: E402
+from minibitnet.kernels.registry import get_backend  # noqa: E402
+from minibitnet.core.bitlinear import BitLinear, ternary_matmul  # noqa: E402
 from minibitnet.cli import main as minibitnet_cli  # noqa: E402
 from minibitnet.config import ModelConfig  # noqa: E402
-from minibitnet.opcount import ENERGY_SOURCE, HOROWITZ_45NM_PJ, fp16_cost, ternary_cost  # noqa: E402
-from minibitnet.packing import pack_ternary  # noqa: E402
-from minibitnet.quant import quantize_activations, ternarize_weights  # noqa: E402
-from minibitnet.synthetic import tiny_config, write_checkpoint  # noqa: E402
-from minibitnet.weights import TernaryWeight  # noqa: E402
+from minibitnet.tools.opcount import ENERGY_SOURCE, HOROWITZ_45NM_PJ, fp16_cost, ternary_cost  # noqa: E402
+from minibitnet.core.packing import pack_ternary  # noqa: E402
+from minibitnet.core.quant import quantize_activations, ternarize_weights  # noqa: E402
+from minibitnet.tools.synthetic import tiny_config, write_checkpoint  # noqa: E402
+from minibitnet.core.weights import TernaryWeight  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 DRAM_PJ_PER_BYTE = HOROWITZ_45NM_PJ["dram_byte"]

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from minibitnet.config import ModelConfig  # noqa: E402
-from minibitnet.packing import (  # noqa: E402
+from minibitnet.core.packing import (  # noqa: E402
     pack_base3_groups,
     pack_bitplanes,
     pack_ternary,
@@ -31,7 +31,7 @@ from minibitnet.packing import (  # noqa: E402
     unpack_bitplanes,
     unpack_ternary,
 )
-from minibitnet.shapes import SCALING_SIZES, SHAPES, count_parameters  # noqa: E402
+from minibitnet.tools.shapes import SCALING_SIZES, SHAPES, count_parameters  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 

@@ -1,6 +1,6 @@
 """Tutorial 5: the bit-plane popcount kernel, step by step, interpreted.
 
-The fast kernel ``minibitnet/fast/bitplane.py`` never multiplies. It stores each ternary row as
+The fast kernel ``minibitnet/kernels/mypyc/bitplane.py`` never multiplies. It stores each ternary row as
 two bit masks, ``plus`` (+1 weights) and ``minus`` (-1 weights), 64 columns per 64-bit word, and
 splits the int8 activations into eight bit planes (bit b of ``u = x + 128``, offset binary so
 every value is 0..255). Then, for one row::
@@ -8,7 +8,7 @@ every value is 0..255). Then, for one row::
     sum_c w[c] x[c] = sum_b 2^b (popcount(plus & U_b) - popcount(minus & U_b)) - 128 (|plus| - |minus|)
 
 This tutorial computes that by hand on a 4 x 10 matrix, then runs the kernel module itself from
-its Python source (``minibitnet.fast.interpreted_module``), so that a debugger can step through
+its Python source (``minibitnet.kernels.mypyc.interpreted_module``), so that a debugger can step through
 every line: ``python -m pdb tutorials/05_bitplane_kernel.py`` and ``break matvec_into``.
 
     python tutorials/05_bitplane_kernel.py --out docs/tutorials/figures
@@ -26,10 +26,10 @@ matplotlib.use("Agg")  # no display needed: figures go to files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from minibitnet import fast  # noqa: E402
-from minibitnet.backend import BitplaneKernel  # noqa: E402
-from minibitnet.bitlinear import ternary_matmul  # noqa: E402
-from minibitnet.packing import pack_bitplanes, pack_ternary  # noqa: E402
+from minibitnet.kernels import mypyc as fast  # noqa: E402
+from minibitnet.kernels.registry import BitplaneKernel  # noqa: E402
+from minibitnet.core.bitlinear import ternary_matmul  # noqa: E402
+from minibitnet.core.packing import pack_bitplanes, pack_ternary  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 MASK64 = (1 << 64) - 1

@@ -23,10 +23,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 
-from minibitnet import fast  # noqa: E402
-from minibitnet.backend import LutKernel, available_backends, get_backend  # noqa: E402
-from minibitnet.bitlinear import ternary_matmul  # noqa: E402
-from minibitnet.packing import base3_words_per_row, pack_base3_groups, pack_ternary  # noqa: E402
+from minibitnet.kernels import mypyc as fast  # noqa: E402
+from minibitnet.kernels.registry import LutKernel, available_backends, get_backend  # noqa: E402
+from minibitnet.core.bitlinear import ternary_matmul  # noqa: E402
+from minibitnet.core.packing import base3_words_per_row, pack_base3_groups, pack_ternary  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 

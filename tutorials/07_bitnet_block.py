@@ -31,13 +31,13 @@ import numpy as np  # noqa: E402
 
 import minibitnet  # noqa: E402
 from minibitnet import tokenizer  # noqa: E402
-from minibitnet.attention import grouped_query_attention, softmax  # noqa: E402
+from minibitnet.core.attention import grouped_query_attention, softmax  # noqa: E402
 from minibitnet.loader import builtin_model_dir  # noqa: E402
-from minibitnet.mlp import relu_squared  # noqa: E402
-from minibitnet.norm import rms_norm  # noqa: E402
-from minibitnet.rope import apply_rope, rope_tables  # noqa: E402
-from minibitnet.safetensors import bf16_to_float32  # noqa: E402
-from minibitnet.synthetic import tiny_config, write_checkpoint  # noqa: E402
+from minibitnet.core.mlp import relu_squared  # noqa: E402
+from minibitnet.core.norm import rms_norm  # noqa: E402
+from minibitnet.core.rope import apply_rope, rope_tables  # noqa: E402
+from minibitnet.core.bfloat16 import bf16_to_float32  # noqa: E402
+from minibitnet.tools.synthetic import tiny_config, write_checkpoint  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 PROMPT = "To be, or not to be, that is the question: Whether 'tis nobler in the mind to suffer"

@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 import minibitnet  # noqa: E402
 from minibitnet import tokenizer  # noqa: E402
 from minibitnet.loader import builtin_model_dir  # noqa: E402
-from minibitnet.sample import next_token_probs  # noqa: E402
-from minibitnet.synthetic import tiny_config, write_checkpoint  # noqa: E402
+from minibitnet.core.sample import next_token_probs  # noqa: E402
+from minibitnet.tools.synthetic import tiny_config, write_checkpoint  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 PROMPT = "ROMEO:\nBut soft, what light through yonder window"

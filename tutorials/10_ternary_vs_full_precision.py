@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 import minibitnet  # noqa: E402
 from minibitnet import tokenizer  # noqa: E402
 from minibitnet.config import load_config  # noqa: E402
-from minibitnet.evaluate import Score, sliding_window_nats  # noqa: E402
+from minibitnet.tools.evaluate import Score, sliding_window_nats  # noqa: E402
 from minibitnet.loader import builtin_model_dir  # noqa: E402
-from minibitnet.sample import sample_next_token  # noqa: E402
+from minibitnet.core.sample import sample_next_token  # noqa: E402
 from minibitnet.train.loop import Settings, train  # noqa: E402
 from minibitnet.train.model import forward_logits  # noqa: E402
 

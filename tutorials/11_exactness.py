@@ -27,9 +27,9 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
 import minibitnet  # noqa: E402
-from minibitnet.backend import available_backends, get_backend  # noqa: E402
-from minibitnet.packing import pack_ternary, unpack_ternary  # noqa: E402
-from minibitnet.synthetic import tiny_config, write_checkpoint  # noqa: E402
+from minibitnet.kernels.registry import available_backends, get_backend  # noqa: E402
+from minibitnet.core.packing import pack_ternary, unpack_ternary  # noqa: E402
+from minibitnet.tools.synthetic import tiny_config, write_checkpoint  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 EXAMPLES = 150  # per backend; the test suite runs more (tests/fast/)
@@ -106,7 +106,7 @@ def main() -> None:
 
     fast_module = None
     try:
-        import minibitnet.fast as fast_module  # noqa: PLC0415
+        import minibitnet.kernels.mypyc as fast_module  # noqa: PLC0415
     except ImportError:
         pass
     is_compiled = getattr(fast_module, "is_compiled", None)

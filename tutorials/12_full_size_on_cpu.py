@@ -26,14 +26,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import minibitnet  # noqa: E402
-from minibitnet.attention import grouped_query_attention  # noqa: E402
-from minibitnet.backend import available_backends  # noqa: E402
-from minibitnet.norm import rms_norm  # noqa: E402
-from minibitnet.quant import quantize_activations  # noqa: E402
-from minibitnet.rope import apply_rope, rope_tables  # noqa: E402
-from minibitnet.safetensors import bf16_to_float32  # noqa: E402
-from minibitnet.shapes import SHAPES  # noqa: E402
-from minibitnet.synthetic import write_checkpoint  # noqa: E402
+from minibitnet.core.attention import grouped_query_attention  # noqa: E402
+from minibitnet.kernels.registry import available_backends  # noqa: E402
+from minibitnet.core.norm import rms_norm  # noqa: E402
+from minibitnet.core.quant import quantize_activations  # noqa: E402
+from minibitnet.core.rope import apply_rope, rope_tables  # noqa: E402
+from minibitnet.core.bfloat16 import bf16_to_float32  # noqa: E402
+from minibitnet.tools.shapes import SHAPES  # noqa: E402
+from minibitnet.tools.synthetic import write_checkpoint  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 FULL = SHAPES["2b4t"]
@@ -54,9 +54,9 @@ def rss_mb() -> float:
 
 
 def compiled_fast_path() -> bool:
-    """True when minibitnet.fast is the mypyc-compiled build."""
+    """True when minibitnet.kernels.mypyc is the mypyc-compiled build."""
     try:
-        import minibitnet.fast as fast  # noqa: PLC0415
+        import minibitnet.kernels.mypyc as fast  # noqa: PLC0415
     except ImportError:
         return False
     is_compiled = getattr(fast, "is_compiled", None)

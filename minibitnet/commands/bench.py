@@ -27,15 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import fast
-from ..backend import get_backend
+from ..kernels import mypyc as fast
+from ..kernels.registry import get_backend
 from ..config import ModelConfig, load_config
 from ..errors import ArgumentError
 from ..loader import load
-from ..locate import resolve_model
-from ..model import Model
-from ..packing import pack_ternary
-from ..wording import plural
+from ..formats.locate import resolve_model
+from ..core.model import Model
+from ..core.packing import pack_ternary
+from ..tools.wording import plural
 from . import bench_full
 
 KERNELS = ["reference", "fast:lut", "fast:bitplane", "fast:dense"]

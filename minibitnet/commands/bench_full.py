@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArgumentError
-from ..full_bench import format_model_report, measure_model, peak_rss_mb
-from ..locate import resolve_model
-from ..shapes import SHAPES, count_parameters, get_shape
-from ..synthetic import checkpoint_bytes
-from ..wording import milliseconds, significant
+from ..tools.full_bench import format_model_report, measure_model, peak_rss_mb
+from ..formats.locate import resolve_model
+from ..tools.shapes import SHAPES, count_parameters, get_shape
+from ..tools.synthetic import checkpoint_bytes
+from ..tools.wording import milliseconds, significant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from ..errors import ContextLengthError
-from ..model import Model
-from ..tokenizer import Tokenizer
+from ..core.model import Model
+from ..tokenizer.tokenizer import Tokenizer
 from .running import (
     Reply,
     add_model_flags,

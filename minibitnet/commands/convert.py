@@ -1,10 +1,10 @@
 """``minibitnet convert``: a model folder in one checkpoint format -> a new folder in another.
 
-The source may be any format :mod:`minibitnet.formats` reads; every check of a load is made
+The source may be any format :mod:`minibitnet.formats.detect` reads; every check of a load is made
 before anything is written. The destination is a folder: config.json + model.safetensors for
 ``safetensors`` (packed) and ``bf16`` (masters), or ggml-model-i2_s.gguf alone for
 ``gguf-i2s``. Every family converts: the family of the result is
-:func:`minibitnet.writers.config_for_layout`'s for safetensors and bf16, and the GGUF
+:func:`minibitnet.formats.writers.config_for_layout`'s for safetensors and bf16, and the GGUF
 architecture of the family for gguf-i2s (gguf_architectures.py), named (general.name) after
 the source folder as bitnet.cpp's converter names it, or as a GGUF source is named
 (gguf_config.model_name). The tokenizer files of the
@@ -28,18 +28,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..checkpoint import MASTERS, PACKED, WEIGHTS_FILE
+from ..formats.checkpoint import MASTERS, PACKED, WEIGHTS_FILE
 from ..errors import ArgumentError
 from ..files import atomic_write, atomic_write_text
-from ..formats import GGUF, find_gguf, read_model
-from ..gguf import GGUFFile
-from ..gguf_architectures import check_gguf_writable, writable_architecture
-from ..gguf_checkpoint import GGUF_FILE, gguf_bytes, write_gguf_model
-from ..gguf_config import model_name
-from ..gguf_tokenizer import read_tokenizer_files, tokenizer_files, tokenizer_metadata
-from ..locate import resolve_model
-from ..progress import ProgressBar
-from ..writers import config_for_layout, safetensors_bytes, write_safetensors_model
+from ..formats.detect import GGUF, find_gguf, read_model
+from ..formats.gguf.container import GGUFFile
+from ..formats.gguf.architectures import check_gguf_writable, writable_architecture
+from ..formats.gguf.checkpoint import GGUF_FILE, gguf_bytes, write_gguf_model
+from ..formats.gguf.config import model_name
+from ..tokenizer.gguf import tokenizer_files, tokenizer_metadata
+from ..tokenizer.tokenizer import read_tokenizer_files
+from ..formats.locate import resolve_model
+from ..tools.progress import ProgressBar
+from ..formats.writers import config_for_layout, safetensors_bytes, write_safetensors_model
 
 TARGETS = {"gguf-i2s": GGUF, "safetensors": PACKED, "bf16": MASTERS}
 # copied from the source folder when present, so the new folder can generate text

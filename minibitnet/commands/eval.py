@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArgumentError
-from ..wording import plural
+from ..tools.wording import plural
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -68,9 +68,9 @@ def _scorer(model_dir: Path, backend: str) -> tuple[Callable[[Sequence[int]], np
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import score_text
-    from ..locate import resolve_model
-    from ..tokenizer import load as load_tokenizer
+    from ..tools.evaluate import score_text
+    from ..formats.locate import resolve_model
+    from ..tokenizer.tokenizer import load as load_tokenizer
 
     model_dir = resolve_model(args.model)
     try:

@@ -6,17 +6,17 @@ import argparse
 import math
 from pathlib import Path
 
-from ..backend import available_backends
-from ..checkpoint import MASTERS, WEIGHTS_FILE
+from ..kernels.registry import available_backends
+from ..formats.checkpoint import MASTERS, WEIGHTS_FILE
 from ..config import ModelConfig
 from ..families import FAMILIES
-from ..formats import DESCRIPTIONS, GGUF, find_gguf, read_model
-from ..gguf import I2_S, GGUFFile
-from ..gguf_architectures import ARCHITECTURES
-from ..locate import resolve_model
-from ..safetensors import STORAGE_DTYPES
-from ..shards import open_tensors
-from ..wording import plural
+from ..formats.detect import DESCRIPTIONS, GGUF, find_gguf, read_model
+from ..formats.gguf.container import I2_S, GGUFFile
+from ..formats.gguf.architectures import ARCHITECTURES
+from ..formats.locate import resolve_model
+from ..formats.safetensors import STORAGE_DTYPES
+from ..formats.shards import open_tensors
+from ..tools.wording import plural
 
 # how a GGUF holds the weights, whatever its family
 GGUF_WEIGHTS = "ternary weights quantised offline (I2_S codes, one stored scale per tensor)"

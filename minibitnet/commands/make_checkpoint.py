@@ -7,12 +7,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..checkpoint import WEIGHTS_FILE
+from ..formats.checkpoint import WEIGHTS_FILE
 from ..errors import ArgumentError
-from ..progress import ProgressBar
-from ..shapes import SHAPES, count_parameters, get_shape
-from ..synthetic import checkpoint_bytes, write_checkpoint
-from ..synthetic_tokenizer import LLAMA3_SPECIAL_TOKENS, LLAMA3_VOCAB, synthetic_vocab, write_tokenizer
+from ..tools.progress import ProgressBar
+from ..tools.shapes import SHAPES, count_parameters, get_shape
+from ..tools.synthetic import checkpoint_bytes, write_checkpoint
+from ..tokenizer.synthetic import LLAMA3_SPECIAL_TOKENS, LLAMA3_VOCAB, synthetic_vocab, write_tokenizer
 from .seeds import RANDOM_SEED, resolve_seed, seed_value
 
 # room left on the disk beyond the file itself (the temporary file is the file; this is slack)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ..config import load_config
 from ..errors import ArgumentError
-from ..locate import resolve_model
-from ..opcount import ENERGY_SOURCE, HOROWITZ_45NM_PJ, ModelCost, OpReport, count_model_ops
-from ..wording import plural
+from ..formats.locate import resolve_model
+from ..tools.opcount import ENERGY_SOURCE, HOROWITZ_45NM_PJ, ModelCost, OpReport, count_model_ops
+from ..tools.wording import plural
 
 DEFAULT_CONTEXT = 512
 ROWS = [  # (label, TokenCost attribute)

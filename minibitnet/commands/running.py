@@ -15,15 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from ..backend import available_backends
+from ..kernels.registry import available_backends
 from ..errors import TokenizerError
-from ..kv_cache import KVCache
+from ..core.kv_cache import KVCache
 from ..loader import load
-from ..locate import resolve_model
-from ..model import Model
-from ..tokenizer import Tokenizer
-from ..tokenizer import load as load_tokenizer
-from ..wording import plural
+from ..formats.locate import resolve_model
+from ..core.model import Model
+from ..tokenizer.tokenizer import Tokenizer
+from ..tokenizer.tokenizer import load as load_tokenizer
+from ..tools.wording import plural
 from .seeds import RANDOM_SEED, resolve_seed, seed_value
 
 

@@ -1,6 +1,6 @@
 """Causal grouped-query attention over a batch, forward and backward, for training.
 
-The same function as :func:`minibitnet.attention.grouped_query_attention` (no KV cache: a
+The same function as :func:`minibitnet.core.attention.grouped_query_attention` (no KV cache: a
 training sequence is seen whole). H query heads share K key/value heads; query head h reads
 key/value head h // (H/K), so the queries are viewed as (K, H/K) groups instead of repeating
 keys and values::

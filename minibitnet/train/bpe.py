@@ -15,7 +15,7 @@ Step 3 updates the pair counts incrementally: only the chunks that hold the merg
 so a few thousand merges over Shakespeare's ~30k distinct chunks take seconds, not hours.
 
 The result is written the way transformers' ``TikTokenConverter`` writes LLaMA-3: the vocabulary
-in the GPT-2 byte-to-unicode alphabet (:mod:`minibitnet.byte_level`), and as ``merges`` every way
+in the GPT-2 byte-to-unicode alphabet (:mod:`minibitnet.tokenizer.byte_level`), and as ``merges`` every way
 of splitting a token into two tokens, in the order of the id of the token made. Then Hugging Face
 ``tokenizers`` (merge-list BPE) and tiktoken (rank BPE, which :mod:`minibitnet.tokenizer` uses)
 tokenise identically. Special tokens (``<|begin_of_text|>`` ...) follow the BPE ids.
@@ -34,10 +34,10 @@ from pathlib import Path
 import regex
 import tiktoken
 
-from ..byte_level import token_string
-from ..chat_template import BITNET_2B4T_TEMPLATE
+from ..tokenizer.byte_level import token_string
+from ..tokenizer.chat_template import BITNET_2B4T_TEMPLATE
 from ..files import atomic_write_text
-from ..tokenizer_json import LLAMA3_PATTERN, llama3_tokenizer_json
+from ..tokenizer.tokenizer_json import LLAMA3_PATTERN, llama3_tokenizer_json
 
 
 BOS_TOKEN = "<|begin_of_text|>"
@@ -145,7 +145,7 @@ def _merges(ranks: dict[bytes, int]) -> list[str]:
 
 
 def tokenizer_json(ranks: dict[bytes, int]) -> dict[str, object]:
-    """The tokenizer.json object in the LLaMA-3 structure (see minibitnet.tokenizer_json)."""
+    """The tokenizer.json object in the LLaMA-3 structure (see minibitnet.tokenizer.tokenizer_json)."""
     vocab = {token_string(token): rank for token, rank in sorted(ranks.items(), key=lambda t: t[1])}
     return llama3_tokenizer_json(vocab, _merges(ranks), special_token_ids(ranks), BOS_TOKEN)
 
@@ -174,7 +174,7 @@ def write_tokenizer(out_dir: str | Path, ranks: dict[bytes, int], max_length: in
 
 def read_ranks(path: str | Path) -> dict[bytes, int]:
     """The BPE ranks of a tokenizer.json written by :func:`write_tokenizer`."""
-    from ..byte_level import token_bytes
+    from ..tokenizer.byte_level import token_bytes
 
     spec = json.loads(Path(path).read_text(encoding="utf-8"))
     ranks: dict[bytes, int] = {}

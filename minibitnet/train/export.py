@@ -1,9 +1,9 @@
 """Trained latent weights -> a model folder in the exact BitNet b1.58 2B4T layout.
 
-What the exported folder holds (see :mod:`minibitnet.checkpoint` for the tensor table):
+What the exported folder holds (see :mod:`minibitnet.formats.checkpoint` for the tensor table):
 config.json (``ModelConfig.to_json_dict``), model.safetensors with every projection ternarised by
-the absmean quantiser (:func:`minibitnet.quant.ternarize_weights`), packed 2 bits per weight
-(:func:`minibitnet.packing.pack_ternary`) with its ``weight_scale`` as BF16 [1], and the
+the absmean quantiser (:func:`minibitnet.core.quant.ternarize_weights`), packed 2 bits per weight
+(:func:`minibitnet.core.packing.pack_ternary`) with its ``weight_scale`` as BF16 [1], and the
 embedding and norm weights in BF16; tokenizer.json and tokenizer_config.json are written beside
 them by :mod:`minibitnet.train.bpe`.
 
@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import WEIGHTS_FILE, expected_tensors
+from ..formats.checkpoint import WEIGHTS_FILE, expected_tensors
 from ..config import ModelConfig
 from ..files import atomic_write_text
-from ..packing import pack_ternary
-from ..quant import ternarize_weights
-from ..safetensors import TensorSpec, float32_to_bf16, write_safetensors
+from ..core.packing import pack_ternary
+from ..core.quant import ternarize_weights
+from ..formats.safetensors import TensorSpec, write_safetensors
+from ..core.bfloat16 import float32_to_bf16
 from .model import Params
 
 
@@ -68,7 +69,7 @@ def export_float(params: Params, path: str | Path) -> None:
 
 def read_float(path: str | Path) -> Params:
     """The float32 parameters of a file written by :func:`export_float`."""
-    from ..safetensors import SafetensorsFile
+    from ..formats.safetensors import SafetensorsFile
 
     file = SafetensorsFile(path)
     return {name: np.array(file.float32(name)) for name in file.tensors}

@@ -3,8 +3,8 @@
 Every ``*_forward`` returns its output and a cache (the values its backward needs); every
 ``*_backward`` takes the gradient of the loss with respect to that output and the cache, and
 returns the gradients of the inputs and parameters. The formulas are those of the inference
-modules (:mod:`minibitnet.norm`, :mod:`minibitnet.rope`, :mod:`minibitnet.quant`,
-:mod:`minibitnet.mlp`); attention is in :mod:`minibitnet.train.attention`.
+modules (:mod:`minibitnet.core.norm`, :mod:`minibitnet.core.rope`, :mod:`minibitnet.core.quant`,
+:mod:`minibitnet.core.mlp`); attention is in :mod:`minibitnet.train.attention`.
 
 The functions keep the dtype they are given: float32 for training, float64 for the finite
 difference checks in tests/test_train_layers.py.
@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quant import INT8_MAX, INT8_MIN, MIN_ABS_MAX, MIN_MEAN_ABS
+from ..core.quant import INT8_MAX, INT8_MIN, MIN_ABS_MAX, MIN_MEAN_ABS
 
 # ---- RMSNorm ----
 
 
 def rms_norm_forward(x: np.ndarray, weight: np.ndarray, eps: float
                      ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """y = weight * x / sqrt(mean(x^2) + eps), over the last axis, as :func:`minibitnet.norm.rms_norm`.
+    """y = weight * x / sqrt(mean(x^2) + eps), over the last axis, as :func:`minibitnet.core.norm.rms_norm`.
 
     x: (N, C); weight: (C,) -> y (N, C), cache (x_hat, inv_rms, weight)
     """
@@ -57,7 +57,7 @@ def rms_norm_backward(dy: np.ndarray, cache: tuple[np.ndarray, np.ndarray, np.nd
 
 
 def rope_forward(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-    """x: (..., T, Hd); cos, sin: (T, Hd) -> (..., T, Hd), as :func:`minibitnet.rope.apply_rope`."""
+    """x: (..., T, Hd); cos, sin: (T, Hd) -> (..., T, Hd), as :func:`minibitnet.core.rope.apply_rope`."""
     half = x.shape[-1] // 2
     rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)  # [x1, x2] -> [-x2, x1]
     return x * cos + rotated * sin
@@ -77,7 +77,7 @@ def rope_backward(dy: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarra
 
 
 def ternarize_latent(w: np.ndarray) -> tuple[np.ndarray, np.floating]:
-    """Absmean ternary codes of a latent weight, as :func:`minibitnet.quant.ternarize_weights`.
+    """Absmean ternary codes of a latent weight, as :func:`minibitnet.core.quant.ternarize_weights`.
 
     w:       (out, in) float
     returns: w_ternary (out, in) in {-1, 0, +1}, same float dtype (exact small integers)
@@ -89,7 +89,7 @@ def ternarize_latent(w: np.ndarray) -> tuple[np.ndarray, np.floating]:
 
 
 def quantize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row absmax int8 codes, as :func:`minibitnet.quant.quantize_activations`.
+    """Per-row absmax int8 codes, as :func:`minibitnet.core.quant.quantize_activations`.
 
     x:       (N, in) float
     returns: x_q (N, in) in [-128, 127], same float dtype (exact small integers)
@@ -132,7 +132,7 @@ def bitlinear_backward(dy: np.ndarray, cache: tuple[np.ndarray, np.ndarray]
 
 def gated_relu2_forward(gate: np.ndarray, up: np.ndarray
                         ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """h = max(gate, 0)^2 * up, as :class:`minibitnet.mlp.FeedForward` before its sub-norm.
+    """h = max(gate, 0)^2 * up, as :class:`minibitnet.core.mlp.FeedForward` before its sub-norm.
 
     gate, up: (N, F) -> h (N, F), cache (gate, up)
     """

@@ -30,7 +30,7 @@ import numpy as np
 from ..config import ModelConfig, config_from_dict
 from ..errors import ArgumentError, CheckpointError
 from ..files import atomic_write, atomic_write_text
-from ..wording import plural
+from ..tools.wording import plural
 from . import bpe
 from .data import read_texts, sample_batch, tokenize_texts
 from .export import export_float, export_model

@@ -2,7 +2,7 @@
 
 Parameters live in one dict keyed by the Hugging Face tensor names (``model.layers.0.self_attn.
 q_proj.weight`` ...), so export is a table. The forward pass is the function of
-:class:`minibitnet.model.Model` (pre-norm blocks, attention and FFN sub-norms, rotate-half RoPE,
+:class:`minibitnet.core.model.Model` (pre-norm blocks, attention and FFN sub-norms, rotate-half RoPE,
 grouped-query attention, gated squared ReLU, final norm, head tied to the embedding) computed on
 a batch of whole sequences; with ``quantize=True`` each projection runs through the ternary
 weights and int8 activations of the exported model (:func:`layers.bitlinear_forward`).
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ModelConfig
-from ..rope import rope_tables
+from ..core.rope import rope_tables
 from .attention import attention_backward, attention_forward
 from .layers import (bitlinear_backward, bitlinear_forward, cross_entropy_backward,
                      cross_entropy_forward, gated_relu2_backward, gated_relu2_forward,

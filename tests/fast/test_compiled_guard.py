@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 
 import minibitnet
-from minibitnet import backend, fast
+from minibitnet.kernels import mypyc as fast
+from minibitnet.kernels import registry as backend
 
 WARNING = "minibitnet: warning: "
 # Every backend name, the three mypyc ones twice: one warning per process all the same.
 PROBE = """
-from minibitnet import backend, fast
+from minibitnet.kernels import mypyc as fast
+from minibitnet.kernels import registry as backend
 for name in ("reference", "fast:dense", "fast", "fast:lut", "fast:bitplane", "fast"):
     backend.get_backend(name)
 print(fast.compiled_install())
@@ -44,7 +46,7 @@ def source_tree(tmp_path: Path) -> Path:
 def compiled_install(tmp_path: Path) -> Path:
     """A site folder whose minibitnet distribution lists a compiled lut kernel that exists."""
     site = tmp_path / "site"
-    kernel = Path("minibitnet") / "fast" / f"lut{EXTENSION_SUFFIXES[0]}"
+    kernel = Path("minibitnet", "kernels", "mypyc", f"lut{EXTENSION_SUFFIXES[0]}")
     (site / kernel).parent.mkdir(parents=True)
     (site / kernel).write_bytes(b"")
     info = site / "minibitnet-0.1.0.dist-info"
@@ -114,7 +116,7 @@ def test_interpreted_on_request_says_nothing(tmp_path):
 
 def test_require_compiled_turns_the_warning_into_an_error(tmp_path):
     clone, site = source_tree(tmp_path), compiled_install(tmp_path)
-    probe = ("from minibitnet import backend, errors\n"
+    probe = ("from minibitnet import errors\nfrom minibitnet.kernels import registry as backend\n"
              "backend.get_backend('reference'); backend.get_backend('fast:dense')\n"
              "try:\n"
              "    backend.get_backend('fast:lut')\n"

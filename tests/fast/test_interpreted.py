@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from minibitnet import fast
+from minibitnet.kernels import mypyc as fast
 
-PROBE = ("import minibitnet.fast as f, minibitnet.fast.lut as lut; "
+PROBE = ("import minibitnet.kernels.mypyc as f, minibitnet.kernels.mypyc.lut as lut; "
          "print(f.is_compiled(), lut.__spec__.origin.endswith('.py'), f.lut is lut)")
 
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minibitnet import fast
-from minibitnet.backend import DENSE_MIN_TOKENS
-from minibitnet.packing import pack_ternary
+from minibitnet.kernels import mypyc as fast
+from minibitnet.kernels.registry import DENSE_MIN_TOKENS
+from minibitnet.core.packing import pack_ternary
 from minibitnet_testing.kernel_cases import ALL_KERNELS, COMPILED_OR_NUMPY, INTERPRETED, KernelCase, kernel_name
 from minibitnet_testing.strategies import int8_arrays, ternary_matrices
 
@@ -82,7 +82,7 @@ def test_hand_worked_example(case):
 @pytest.mark.parametrize("name", fast.KERNEL_MODULES)
 def test_same_function_names_in_both_forms(name):
     """The kernel modules, compiled or not, offer ternary_matvec with the same meaning."""
-    from minibitnet.backend import BitplaneKernel, LutKernel
+    from minibitnet.kernels.registry import BitplaneKernel, LutKernel
 
     modules = {getattr(fast, name), fast.interpreted_module(name)}
     rng = np.random.default_rng(5)
@@ -96,7 +96,7 @@ def test_same_function_names_in_both_forms(name):
 
 
 def test_kernels_reject_wrong_activation_length():
-    from minibitnet.backend import LutKernel
+    from minibitnet.kernels.registry import LutKernel
 
     kernel = LutKernel()
     matrix = kernel.prepare(pack_ternary(np.ones((4, 10), np.int8)))

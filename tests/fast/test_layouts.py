@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 
-from minibitnet.packing import (
+from minibitnet.core.packing import (
     ZERO_GROUP_CODE,
     base3_words_per_row,
     bitplane_words_per_row,

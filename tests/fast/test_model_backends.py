@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minibitnet
-from minibitnet.backend import DENSE_MIN_TOKENS, available_backends
+from minibitnet.kernels.registry import DENSE_MIN_TOKENS, available_backends
 from minibitnet_testing.builders import build_checkpoint
 
 FAST_BACKENDS = [info.name for info in available_backends() if info.name.startswith("fast")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from minibitnet.config import ModelConfig
-from minibitnet.synthetic import tiny_config, write_checkpoint
+from minibitnet.tools.synthetic import tiny_config, write_checkpoint
 
 # Awkward shapes on purpose: hidden not a multiple of 64, 3 query heads per KV head,
 # intermediate not a multiple of 32, a head size that is not a power of two.

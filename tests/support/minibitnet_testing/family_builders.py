@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from minibitnet.checkpoint import MASTERS, WEIGHTS_FILE, expected_tensors
+from minibitnet.formats.checkpoint import MASTERS, WEIGHTS_FILE, expected_tensors
 from minibitnet.config import Llama3Scaling, ModelConfig
 from minibitnet.families import LLAMA_BITNET, ONEBITLLM
-from minibitnet.safetensors import TensorSpec, float32_to_bf16, write_safetensors
-from minibitnet.synthetic import tiny_config, write_checkpoint
+from minibitnet.formats.safetensors import TensorSpec, write_safetensors
+from minibitnet.core.bfloat16 import float32_to_bf16
+from minibitnet.tools.synthetic import tiny_config, write_checkpoint
 
 LLAMA = dict(family=LLAMA_BITNET, hidden_act="silu", has_sub_norms=False)
 FAMILY_SHAPES: dict[str, ModelConfig] = {

@@ -1,7 +1,7 @@
 """Builders for the other checkpoint formats: bf16 master weights, written into tmp_path.
 
 The latents are random N(0, 1/in) float32 rounded to bf16, as a training run would leave them;
-norms and embedding as in minibitnet.synthetic. Shapes come from builders.SHAPES, plus "i2s":
+norms and embedding as in minibitnet.tools.synthetic. Shapes come from builders.SHAPES, plus "i2s":
 every projection input a multiple of 128, as I2_S (GGUF) needs.
 """
 
@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from minibitnet.checkpoint import MASTERS, WEIGHTS_FILE, expected_tensors
+from minibitnet.formats.checkpoint import MASTERS, WEIGHTS_FILE, expected_tensors
 from minibitnet.config import ModelConfig
-from minibitnet.packing import pack_ternary
-from minibitnet.quant import ternarize_weights
-from minibitnet.safetensors import TensorSpec, bf16_to_float32, float32_to_bf16, write_safetensors
-from minibitnet.synthetic import tiny_config
+from minibitnet.core.packing import pack_ternary
+from minibitnet.core.quant import ternarize_weights
+from minibitnet.formats.safetensors import TensorSpec, write_safetensors
+from minibitnet.core.bfloat16 import bf16_to_float32, float32_to_bf16
+from minibitnet.tools.synthetic import tiny_config
 from minibitnet_testing.builders import SHAPES
 
 FORMAT_SHAPES: dict[str, ModelConfig] = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from minibitnet.config import ModelConfig
 from minibitnet.families import LLAMA_BITNET, ONEBITLLM
-from minibitnet.synthetic import tiny_config, write_checkpoint
+from minibitnet.tools.synthetic import tiny_config, write_checkpoint
 from minibitnet_testing.family_builders import write_float_checkpoint
 
 # D 128, F 256, Hd 64: every projection input is whole I2_S blocks

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minibitnet import fast
-from minibitnet.backend import BitplaneKernel, DenseKernel, FastKernel, LutKernel
-from minibitnet.bitlinear import ReferenceKernel, TernaryKernel
+from minibitnet.kernels import mypyc as fast
+from minibitnet.kernels.registry import BitplaneKernel, DenseKernel, FastKernel, LutKernel
+from minibitnet.core.bitlinear import ReferenceKernel, TernaryKernel
 
 
 @dataclass(frozen=True)

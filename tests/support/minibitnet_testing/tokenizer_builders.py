@@ -5,7 +5,7 @@ Meta's tokenizer cannot be downloaded in tests, so tests build their own in the 
 - a vocabulary, either trained by Hugging Face ``tokenizers`` on :data:`TRAINING_TEXT` with the
   LLaMA-3 pre-tokenizer (:func:`trained_vocab`, needs the dev extra), or made up without it by
   joining random tokens (``synthetic_vocab``, any size, e.g. 128,000 for load timing);
-- the files around it as :mod:`minibitnet.synthetic_tokenizer` writes them (LLaMA-3's merges,
+- the files around it as :mod:`minibitnet.tokenizer.synthetic` writes them (LLaMA-3's merges,
   pre-tokenizer and special tokens, the 2B4T chat template), re-exported here.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from minibitnet_testing.tokenizer_corpus import TRAINING_TEXT
 
-from minibitnet.synthetic_tokenizer import (  # noqa: F401  (tests import these from here)
+from minibitnet.tokenizer.synthetic import (  # noqa: F401  (tests import these from here)
     LLAMA3_PATTERN,
     LLAMA3_SPECIAL_TOKENS,
     all_split_merges,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minibitnet.weights import TernaryWeight, Weights
+from minibitnet.core.weights import TernaryWeight, Weights
 
 
 def same_bits(a: np.float32, b: np.float32) -> bool:

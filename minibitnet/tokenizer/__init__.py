@@ -1,0 +1,15 @@
+"""Tokenisation: tokenizer.json -> tiktoken, chat templates, BPE files, GGUF vocabularies.
+
+The public names are :func:`load` and :class:`Tokenizer` (``minibitnet.tokenizer.load(folder)``);
+each file below holds one piece:
+
+- ``tokenizer.py``: :class:`Tokenizer` and :func:`load`, the files of a model folder -> tiktoken;
+- ``bpe_file.py``, ``byte_level.py``: tokenizer.json's BPE vocabulary and GPT-2's byte alphabet;
+- ``chat_template.py``: tokenizer_config.json's chat template, rendered in Jinja's sandbox;
+- ``tokenizer_json.py``, ``synthetic.py``: writing LLaMA-3-style tokenizer files;
+- ``gguf.py``: a GGUF file's vocabulary <-> tokenizer files.
+"""
+
+from .tokenizer import Tokenizer, load
+
+__all__ = ["Tokenizer", "load"]
