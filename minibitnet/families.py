@@ -28,7 +28,7 @@ down_proj) and differ only in their tensor names, which :mod:`minibitnet.formats
 Left out: every other ``model_type`` (a plain LLaMA has no ternary weights to run).
 
 The first two families are defined by transformers (models/bitnet, models/llama and
-integrations/bitnet.py), and tests/test_families.py compares logits with it. The 1bitLLM
+integrations/bitnet.py), and tests/formats/test_families.py compares logits with it. The 1bitLLM
 checkpoints run only under their own remote code (``modeling_bitnet.py`` and ``utils_quant.py``
 beside the weights), which transformers will not load without ``trust_remote_code`` and the
 network, so these details are reconstructed, from public ports of that code and the b1.58
@@ -46,7 +46,7 @@ paper, not read off a running reference:
 - everything else is LLaMA's (RoPE rotate-half with rope_theta, pre-norm blocks, final norm,
   lm_head not quantised).
 
-How it is checked: tests/test_families.py builds a 1bitLLM-layout checkpoint and compares our
+How it is checked: tests/formats/test_families.py builds a 1bitLLM-layout checkpoint and compares our
 logits with an independent PyTorch model, transformers' ``LlamaForCausalLM`` whose projections
 are replaced by straight-through layers written in the test (``x + (q(x) - x).detach()`` for
 activations and weights, the sub-norm in front of o_proj and down_proj): worst difference

@@ -25,8 +25,9 @@ import minibitnet
 from minibitnet import tokenizer
 from minibitnet.kernels.registry import available_backends
 from minibitnet.loader import builtin_model_dir
+from minibitnet_testing import TEST_DATA
 
-EXCERPT = Path(__file__).parent / "data" / "hamlet_excerpt.txt"
+EXCERPT = TEST_DATA / "hamlet_excerpt.txt"
 PROMPT = "ROMEO:\nWhat light through yonder window breaks? It is the east,"
 
 GOLDEN_PROMPT = "MACBETH."

@@ -12,7 +12,7 @@ between are blended with s = (L/λ_i - low_freq_factor) / (high_freq_factor - lo
 inv_freq_i ((1 - s) / factor + s). Other scaling types are refused by config.py.
 
 Because q and k are rotated by angles proportional to their positions, their dot product depends
-only on the distance between them: that relative-position property is what tests/test_rope.py checks.
+only on the distance between them: that relative-position property is what tests/core/test_rope.py checks.
 """
 
 from __future__ import annotations

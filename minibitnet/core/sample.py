@@ -4,7 +4,7 @@ The order of the filters is that of Hugging Face ``generate``: divide by the tem
 k most likely tokens, then keep the smallest set whose probability reaches p. A temperature of 0
 means greedy (argmax, lowest id on ties), with no randomness at all. :func:`next_token_probs`
 gives the same distribution as transformers' TemperatureLogitsWarper, TopKLogitsWarper and
-TopPLogitsWarper (``generation/logits_process.py``), tests/test_sample_oracle.py checks it.
+TopPLogitsWarper (``generation/logits_process.py``), tests/core/test_sample_oracle.py checks it.
 
 Ties, worked out: a token tied with the least likely one kept is kept too, by both filters.
 transformers' top-k does this (it keeps every score >= the k-th); its top-p keeps a count of

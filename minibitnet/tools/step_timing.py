@@ -4,7 +4,7 @@
 attention.py, mlp.py and BitLinear of bitlinear.py spelled out) on the model's own objects, with
 a clock around each part. Nothing is patched: the kernels (compiled ones included) are called as
 the model calls them, so the parts are timed on real inputs. Its logits equal ``Model.forward``'s
-bit for bit; tests/test_step_timing.py pins that, so the two cannot drift apart silently.
+bit for bit; tests/tools/test_step_timing.py pins that, so the two cannot drift apart silently.
 
 The parts::
 

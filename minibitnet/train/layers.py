@@ -7,7 +7,7 @@ modules (:mod:`minibitnet.core.norm`, :mod:`minibitnet.core.rope`, :mod:`minibit
 :mod:`minibitnet.core.mlp`); attention is in :mod:`minibitnet.train.attention`.
 
 The functions keep the dtype they are given: float32 for training, float64 for the finite
-difference checks in tests/test_train_layers.py.
+difference checks in tests/train/test_train_layers.py.
 
 Quantisation-aware training (BitNet b1.58, "The Era of 1-bit LLMs", section 2, and its "Training
 Tips, Code and FAQ"): the forward pass uses the ternary weights and int8 activations the exported

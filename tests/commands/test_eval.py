@@ -23,8 +23,9 @@ from minibitnet.tools.evaluate import sliding_window_nats
 from minibitnet.train.export import read_float
 from minibitnet.train.loop import FLOAT_WEIGHTS_FILE, Settings, train
 from minibitnet.train.model import forward_logits
+from minibitnet_testing import TEST_DATA
 
-CORPUS = Path(__file__).parent / "data" / "sonnets_excerpt.txt"
+CORPUS = TEST_DATA / "sonnets_excerpt.txt"
 HELD_OUT = "When I do count the clock that tells the time,\n"  # one 32-token window
 
 

@@ -1,7 +1,7 @@
 """Fuzzing the loaders: whatever the bytes, the only failure is the package's own error type.
 
 Three parsers read untrusted files: the safetensors header (and the checkpoint checks behind it),
-config.json, and the tokenizer files (tests/test_fuzz_tokenizer.py). Each is fed arbitrary bytes, arbitrary JSON, and structured
+config.json, and the tokenizer files (tests/tokenizer/test_fuzz_tokenizer.py). Each is fed arbitrary bytes, arbitrary JSON, and structured
 mutations of a valid file (a field replaced by any JSON value, an entry dropped or renamed,
 offsets nudged, the file cut short, a byte flipped). The property: the loader either returns a
 value that satisfies its own invariants, or raises a MinibitnetError subclass; any other
@@ -9,7 +9,7 @@ exception (TypeError, KeyError, a NumPy ValueError, RecursionError ...) fails th
 
 The "ci" Hypothesis profile runs 60 examples per test; for a longer search run locally::
 
-    HYPOTHESIS_PROFILE=long pytest tests/test_fuzz.py        # 2000 examples per test
+    HYPOTHESIS_PROFILE=long pytest tests/formats/test_fuzz.py        # 2000 examples per test
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ import minibitnet
 from minibitnet.commands.train import PRESETS
 from minibitnet.train.loop import CHECKPOINT_FILE, Settings, load_checkpoint, train
 from minibitnet.train.model import forward_logits
+from minibitnet_testing import TEST_DATA
 
-CORPUS = Path(__file__).parent / "data" / "sonnets_excerpt.txt"
+CORPUS = TEST_DATA / "sonnets_excerpt.txt"
 
 
 def settings(steps=40, quantize=True, **overrides):

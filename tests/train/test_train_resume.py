@@ -19,8 +19,9 @@ from minibitnet.train.loop import (
     load_checkpoint,
     train,
 )
+from minibitnet_testing import TEST_DATA
 
-CORPUS = Path(__file__).parent / "data" / "sonnets_excerpt.txt"
+CORPUS = TEST_DATA / "sonnets_excerpt.txt"
 
 
 def settings(steps: int = 6, quantize: bool = True) -> Settings:

@@ -1,6 +1,6 @@
 """minibitnet.core.sample without an oracle: the filtered distribution never depends on token ids.
 
-tests/test_sample_oracle.py compares with transformers; this property holds with NumPy alone.
+tests/core/test_sample_oracle.py compares with transformers; this property holds with NumPy alone.
 """
 
 from __future__ import annotations

@@ -301,7 +301,7 @@ def test_logits_match_transformers(folders, shape):
     ("bitnet-rms-norm", "bf16")])
 def test_transformers_loads_what_convert_writes_and_agrees(folders, tmp_path, shape, target):
     """A packed 1bitLLM model becomes a BitNetForCausalLM file, masters an AutoBitLinear online
-    one (tests/test_convert_families.py); transformers runs both, within the tolerance above."""
+    one (tests/commands/test_convert_families.py); transformers runs both, within the tolerance above."""
     from minibitnet.cli import main
 
     assert main(["convert", str(folders[shape]), str(tmp_path / "out"), "--to", target]) == 0

@@ -17,9 +17,10 @@ from minibitnet.formats.checkpoint import WEIGHTS_FILE
 from minibitnet.cli import build_parser, main
 from minibitnet.train.loop import CHECKPOINT_FILE, load_checkpoint
 from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer, syllable_text
+from minibitnet_testing import TEST_DATA
 
-ROOT = Path(__file__).parent.parent
-CORPUS = Path(__file__).parent / "data" / "sonnets_excerpt.txt"
+ROOT = Path(__file__).parents[2]
+CORPUS = TEST_DATA / "sonnets_excerpt.txt"
 
 
 @pytest.fixture(scope="module")
