@@ -38,6 +38,11 @@ RESIDENT = re.compile(rf"(?<=resident memory \+){NUMBER}")
 PER_ROWS = re.compile(rf"(\d+ rows +){NUMBER}")
 # a table heading that names speeds in columns below it: "... FP16 tok/s  2-bit tok/s"
 SPEED_HEADING = "tok/s"
+# Not measured, but not the same everywhere either: Hypothesis mixes into its draws constants it
+# finds in local source (not in site-packages), so a derandomized run draws other examples when
+# minibitnet is installed editable. Tutorial 11's counts of what was drawn are masked; the
+# shrunk counterexample, the property's verdicts and the number of examples are not.
+DRAWN = re.compile(rf"{NUMBER}(?= of them not a multiple)|(?<=after ){NUMBER}(?= examples in all)")
 
 
 def mask_measured(text: str) -> str:
@@ -58,7 +63,7 @@ def mask_measured(text: str) -> str:
             line = re.sub(NUMBER, lambda m: "#" if m.end() in speed_columns else m.group(), line)
         if TIMING.search(line):
             line = SHARE.sub("#", TIMING.sub("#", line))
-        line = PER_ROWS.sub(r"\1#", RESIDENT.sub("#", line))
+        line = DRAWN.sub("#", PER_ROWS.sub(r"\1#", RESIDENT.sub("#", line)))
         lines.append(re.sub(r" +#", " #", line))  # the padding of a column follows its width
     return "\n".join(lines)
 
@@ -86,6 +91,8 @@ def test_masking_keeps_computed_figures() -> None:
         "   -1:  32.8% of the weights",
         "  reference          1.225 ns/weight",
         "24 tokens: 0.11 s with the cache (same tokens: True)",
+        "  fast  holds (150 examples, widths 1..640, 123 of them not a multiple of 64, 40 or 5)",
+        "  first failure at example 28; after 149 examples in all, shrunk to: W (4, 357)",
     ])
     assert mask_measured(text).split("\n") == [
         "56 MB written in # s",
@@ -101,6 +108,8 @@ def test_masking_keeps_computed_figures() -> None:
         "   -1:  32.8% of the weights",
         "  reference # ns/weight",
         "24 tokens: # s with the cache (same tokens: True)",
+        "  fast  holds (150 examples, widths 1..640, # of them not a multiple of 64, 40 or 5)",
+        "  first failure at example 28; after # examples in all, shrunk to: W (4, 357)",
     ]
 
 
