@@ -34,13 +34,13 @@ def test_site_builds_strict_and_offline(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     pages = {p.relative_to(site).as_posix() for p in site.rglob("index.html")}
     for page in ("index.html", "quickstart/index.html", "formats/index.html",
-                 "reference/quant/index.html", "tutorials/01-ternary-weights/index.html"):
+                 "reference/core/index.html", "tutorials/01-ternary-weights/index.html"):
         assert page in pages
     # the tutorial pages carry the tutorial's own source and recorded output
     html = (site / "tutorials" / "03-bitlinear" / "index.html").read_text(encoding="utf-8")
     assert "add_subtract_row" in html and "integer sum by hand" in html
     # the API reference is generated from the docstrings
-    html = (site / "reference" / "quant" / "index.html").read_text(encoding="utf-8")
+    html = (site / "reference" / "core" / "index.html").read_text(encoding="utf-8")
     assert "ternarize_weights" in html and "absmean" in html.lower()
     # nothing points at a font or script on the network
     for page in site.rglob("*.html"):
