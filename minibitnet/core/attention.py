@@ -18,9 +18,11 @@ are reshaped into (K, H/K) groups, which computes the same numbers without the c
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
-from .bitlinear import BitLinear, TernaryKernel
+from .bitlinear import BitLinear, StepTimer, TernaryKernel
 from ..config import ModelConfig
 from .kv_cache import KVCache
 from .norm import rms_norm
@@ -71,22 +73,28 @@ class Attention:
         self.o_proj = BitLinear(layer.o_proj, kernel, eps)  # H*Hd -> D
 
     def __call__(self, x: np.ndarray, cos: np.ndarray, sin: np.ndarray,
-                 cache: KVCache, layer_index: int) -> np.ndarray:
+                 cache: KVCache, layer_index: int, timer: StepTimer = nullcontext) -> np.ndarray:
         """x: (T, D) float32 normalised input -> (T, D) float32, the attention output.
 
         cos, sin: (T, Hd) RoPE tables of the T new positions; the cache holds the earlier ones.
+        timer:    wraps the steps "rope", "kv cache", "attention" and "rms norm" (the sub-norm),
+                  and is handed to the four projections
         """
         c = self.config
-        num_tokens = x.shape[0]
-        q = self.q_proj(x).reshape(num_tokens, c.num_attention_heads, c.head_dim)  # (T, H, Hd)
-        k = self.k_proj(x).reshape(num_tokens, c.num_key_value_heads, c.head_dim)  # (T, K, Hd)
-        v = self.v_proj(x).reshape(num_tokens, c.num_key_value_heads, c.head_dim)  # (T, K, Hd)
-        q = apply_rope(q.transpose(1, 0, 2), cos, sin)  # (H, T, Hd)
-        k = apply_rope(k.transpose(1, 0, 2), cos, sin)  # (K, T, Hd)
+        num_tokens, head_dim = x.shape[0], c.head_dim
+        q = self.q_proj(x, timer).reshape(num_tokens, c.num_attention_heads, head_dim)  # (T, H, Hd)
+        k = self.k_proj(x, timer).reshape(num_tokens, c.num_key_value_heads, head_dim)  # (T, K, Hd)
+        v = self.v_proj(x, timer).reshape(num_tokens, c.num_key_value_heads, head_dim)  # (T, K, Hd)
+        with timer("rope"):
+            q = apply_rope(q.transpose(1, 0, 2), cos, sin)  # (H, T, Hd)
+            k = apply_rope(k.transpose(1, 0, 2), cos, sin)  # (K, T, Hd)
         start = cache.length
-        keys, values = cache.append(layer_index, k, v.transpose(1, 0, 2))  # (K, S, Hd) each
-        out = grouped_query_attention(q, keys, values, start)  # (T, H*Hd)
+        with timer("kv cache"):
+            keys, values = cache.append(layer_index, k, v.transpose(1, 0, 2))  # (K, S, Hd) each
+        with timer("attention"):
+            out = grouped_query_attention(q, keys, values, start)  # (T, H*Hd)
         # attention sub-norm (when the family has one), then output projection
         if self.attn_sub_norm is not None:
-            out = rms_norm(out, self.attn_sub_norm, c.rms_norm_eps)  # (T, H*Hd)
-        return self.o_proj(out)  # (T, D)
+            with timer("rms norm"):
+                out = rms_norm(out, self.attn_sub_norm, c.rms_norm_eps)  # (T, H*Hd)
+        return self.o_proj(out, timer)  # (T, D)

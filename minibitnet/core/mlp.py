@@ -16,9 +16,11 @@ quantisation that follows in down_proj.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
-from .bitlinear import BitLinear, TernaryKernel
+from .bitlinear import BitLinear, StepTimer, TernaryKernel
 from ..config import ModelConfig
 from .norm import rms_norm
 from .weights import LayerWeights
@@ -52,9 +54,17 @@ class FeedForward:
         self.ffn_sub_norm = layer.ffn_sub_norm  # (F,) or None
         self.down_proj = BitLinear(layer.down_proj, kernel, eps)  # F -> D
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """x: (T, D) float32 normalised input -> (T, D) float32."""
-        hidden = self.activation(self.gate_proj(x)) * self.up_proj(x)  # (T, F)
+    def __call__(self, x: np.ndarray, timer: StepTimer = nullcontext) -> np.ndarray:
+        """x: (T, D) float32 normalised input -> (T, D) float32.
+
+        timer: wraps the steps "activation" (the gate times up) and "rms norm" (the sub-norm),
+               and is handed to the three projections
+        """
+        gate = self.gate_proj(x, timer)  # (T, F)
+        up = self.up_proj(x, timer)  # (T, F)
+        with timer("activation"):
+            hidden = self.activation(gate) * up  # (T, F)
         if self.ffn_sub_norm is not None:
-            hidden = rms_norm(hidden, self.ffn_sub_norm, self.eps)  # (T, F)
-        return self.down_proj(hidden)  # (T, D)
+            with timer("rms norm"):
+                hidden = rms_norm(hidden, self.ffn_sub_norm, self.eps)  # (T, F)
+        return self.down_proj(hidden, timer)  # (T, D)

@@ -11,16 +11,21 @@ and ``Model`` takes it, with a kernel object that decides how the ternary produc
 (a backend of :mod:`minibitnet.kernels`; every backend returns the same integers). The model
 imports no kernel: ``minibitnet.load`` resolves a backend's name and hands the kernel over, and
 without one the model multiplies with the NumPy reference of :mod:`minibitnet.core.bitlinear`.
+
+``forward`` takes an optional ``timer`` and wraps each of its steps (:data:`STEPS`) in
+``with timer(step):``, handing the same timer to every block and layer; a tool that times the
+parts of a step (minibitnet.tools.step_timing) passes a clock there instead of copying the pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 
 import numpy as np
 
 from .attention import Attention
-from .bitlinear import ReferenceKernel, TernaryKernel
+from .bitlinear import ReferenceKernel, StepTimer, TernaryKernel
 from ..config import ModelConfig
 from ..errors import ArgumentError, ContextLengthError, NumericalError
 from .generate import stream_tokens
@@ -30,6 +35,12 @@ from .mlp import FeedForward
 from .norm import rms_norm
 from .rope import rope_tables
 from .weights import LayerWeights, Weights
+
+# Every step a forward pass wraps in ``with timer(step):``, in the order a token meets them.
+# "rms norm" is every RMSNorm (block input and post-attention, the sub-norms, the BitLinear input
+# norms, the final norm); what no step wraps (residual adds, reshapes, checks) is left untimed.
+STEPS = ("embedding", "rope tables", "rms norm", "quantize", "ternary matmul", "rescale", "rope",
+         "kv cache", "attention", "activation", "head")
 
 
 class Block:
@@ -43,11 +54,17 @@ class Block:
         self.feed_forward = FeedForward(config, layer, kernel)
 
     def __call__(self, h: np.ndarray, cos: np.ndarray, sin: np.ndarray,
-                 cache: KVCache, layer_index: int) -> np.ndarray:
-        """h: (T, D) float32 residual stream -> (T, D) float32."""
-        h = h + self.attention(rms_norm(h, self.input_layernorm, self.eps), cos, sin,
-                               cache, layer_index)
-        return h + self.feed_forward(rms_norm(h, self.post_attention_layernorm, self.eps))
+                 cache: KVCache, layer_index: int, timer: StepTimer = nullcontext) -> np.ndarray:
+        """h: (T, D) float32 residual stream -> (T, D) float32.
+
+        timer: wraps the two norms as "rms norm", and is handed to attention and feed-forward
+        """
+        with timer("rms norm"):
+            x = rms_norm(h, self.input_layernorm, self.eps)  # (T, D)
+        h = h + self.attention(x, cos, sin, cache, layer_index, timer)  # (T, D)
+        with timer("rms norm"):
+            x = rms_norm(h, self.post_attention_layernorm, self.eps)  # (T, D)
+        return h + self.feed_forward(x, timer)  # (T, D)
 
 
 class Model:
@@ -103,10 +120,14 @@ class Model:
                                 f"[0, {self.config.vocab_size})")
         return array
 
-    def forward(self, ids: Sequence[int], cache: KVCache) -> np.ndarray:
+    def forward(self, ids: Sequence[int], cache: KVCache,
+                timer: StepTimer = nullcontext) -> np.ndarray:
         """Run T new tokens after the ``cache.length`` positions already in ``cache``.
 
         ids:     (T,) token ids
+        timer:   called as ``with timer(step):`` around each step, a name of STEPS; steps do not
+                 nest. The default, nullcontext, times nothing; any timer leaves the logits as
+                 they are, bit for bit
         returns: (T, V) float32 logits; the cache now holds T more positions
         """
         tokens = self.check_ids(ids)
@@ -115,20 +136,24 @@ class Model:
             raise ContextLengthError(
                 f"{start + tokens.size} positions exceed the context length of "
                 f"{self.config.max_position_embeddings} (max_position_embeddings)")
-        h = table_rows(self.embed_tokens, tokens)  # (T, D) token embeddings
+        with timer("embedding"):
+            h = table_rows(self.embed_tokens, tokens)  # (T, D) token embeddings
         positions = np.arange(start, start + tokens.size)  # (T,)
-        cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta,
-                               self.config.rope_scaling)  # (T, Hd) each
+        with timer("rope tables"):
+            cos, sin = rope_tables(positions, self.config.head_dim, self.config.rope_theta,
+                                   self.config.rope_scaling)  # (T, Hd) each
         # overflow is caught below and reported with its layer; NumPy's own warnings would only
         # print lines of noise before that one-line error
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for index, block in enumerate(self.blocks):
-                h = block(h, cos, sin, cache, index)  # (T, D)
+                h = block(h, cos, sin, cache, index, timer)  # (T, D)
                 if not np.isfinite(h).all():
                     raise NumericalError(f"layer {index}: NaN or infinity in the hidden states "
                                          "(corrupt weights or scales?)")
-            h = rms_norm(h, self.norm, self.config.rms_norm_eps)  # (T, D) final norm
-            logits = self.head(h)  # (T, V)
+            with timer("rms norm"):
+                h = rms_norm(h, self.norm, self.config.rms_norm_eps)  # (T, D) final norm
+            with timer("head"):
+                logits = self.head(h)  # (T, V)
         # bf16 tables are not scanned at load (656 MB for 2B4T); a NaN or infinity in a row of
         # the head shows up here, in the logits of that token
         if not np.isfinite(logits).all():
