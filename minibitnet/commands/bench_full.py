@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import ArgumentError
 from ..tools.full_bench import format_model_report, measure_model, peak_rss_mb
 from ..formats.locate import resolve_model
+from ..tools.progress import ProgressBar, note
 from ..tools.shapes import SHAPES, count_parameters, get_shape
 from ..tools.synthetic import checkpoint_bytes
 from ..tools.wording import milliseconds, significant
@@ -75,7 +76,7 @@ def transformers_decode(model_dir: Path, prompt_tokens: int, new_tokens: int) ->
                             "'minibitnet[dev]')") from None
     # BitNet's quantisers are torch.compile-decorated; compiling changes nothing numerically
     torch._dynamo.config.disable = True
-    print("bench: transformers: loading BitNetForCausalLM", file=sys.stderr, flush=True)
+    note("bench: transformers: loading BitNetForCausalLM")
     start = time.perf_counter()
     model = transformers.BitNetForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
     model.eval()  # type: ignore[no-untyped-call]
@@ -83,17 +84,17 @@ def transformers_decode(model_dir: Path, prompt_tokens: int, new_tokens: int) ->
     vocab = model.config.vocab_size
     prompt = torch.tensor([[(7 * i + 3) % vocab for i in range(prompt_tokens)]])
     times = []
-    with torch.no_grad():
+    with torch.no_grad(), ProgressBar(new_tokens, "bench: transformers: decode",
+                                      unit="token") as bar:
         out = model(prompt, use_cache=True)
         past = out.past_key_values
         for i in range(new_tokens):
-            print(f"bench: transformers: decode step {i + 1}/{new_tokens}", file=sys.stderr,
-                  flush=True)
             token = torch.tensor([[(11 * i + 5) % vocab]])
             start = time.perf_counter()
             out = model(token, past_key_values=past, use_cache=True)
             times.append(time.perf_counter() - start)
             past = out.past_key_values
+            bar.update(1)
     step = statistics.median(times)
     return {"transformers_load_s": load_s, "transformers_decode_ms_per_token": step * 1e3,
             "transformers_decode_tokens_per_s": 1 / step,
@@ -145,7 +146,7 @@ def _measure_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
         if free < checkpoint_bytes(get_shape(name)) + 256 * 1024 * 1024:
             raise ArgumentError(f"--checkpoint-dir {args.checkpoint_dir}: {free / 1e9:.1f} GB "
                                 f"free, not enough for the {name} checkpoint")
-        print(f"bench: writing the {name} checkpoint to {folder}", file=sys.stderr, flush=True)
+        note(f"bench: writing the {name} checkpoint to {folder}")
         subprocess.run([sys.executable, "-m", "minibitnet.cli", "make-checkpoint", "--shape",
                         name, "--out", str(folder), "--force"], check=True,
                        stdout=subprocess.DEVNULL)
@@ -213,7 +214,7 @@ def run_scaling(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for name in _size_list(args.sizes):
         total = count_parameters(SHAPES[name])["total"]
-        print(f"bench: {name} ({total / 1e9:.2f} B parameters)", file=sys.stderr, flush=True)
+        note(f"bench: {name} ({total / 1e9:.2f} B parameters)")
         rows.append(_measure_size(name, args))
     if args.plot:
         plot_scaling(rows, Path(args.plot))

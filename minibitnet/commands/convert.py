@@ -39,7 +39,7 @@ from ..formats.gguf.config import model_name
 from ..tokenizer.gguf import tokenizer_files, tokenizer_metadata
 from ..tokenizer.tokenizer import read_tokenizer_files
 from ..formats.locate import resolve_model
-from ..tools.progress import ProgressBar
+from ..tools.progress import ProgressBar, note
 from ..formats.writers import config_for_layout, safetensors_bytes, write_safetensors_model
 
 TARGETS = {"gguf-i2s": GGUF, "safetensors": PACKED, "bf16": MASTERS}
@@ -166,8 +166,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         total = safetensors_bytes(config, weights, target)
         written_family = config_for_layout(config, target).family
-    print(f"converting {src} ({source_format}, {config.family} family) to {target} in {dst}",
-          file=sys.stderr)
+    note(f"converting {src} ({source_format}, {config.family} family) to {target} in {dst}")
     if written_family != config.family:  # 1bitLLM packed, a SiLU-gated bitnet model as GGUF
         print(f"note: {target} holds this {config.family} model as the {written_family} "
               "family, which computes the same function", file=sys.stderr)
@@ -175,15 +174,15 @@ def run(args: argparse.Namespace) -> int:
     dst.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", suffix=".partial", dir=dst))
     try:
-        bar = ProgressBar(total, out_file.name)
-        if target == GGUF:
-            gguf_source = find_gguf(src) if source_format == GGUF else None
-            name = model_name(src, GGUFFile(gguf_source) if gguf_source is not None else None)
-            write_gguf_model(staging / out_file.name, config, weights, on_bytes=bar.update,
-                             extra_metadata=tokenizer_keys, name=name)
-        else:
-            write_safetensors_model(staging, config, weights, target, on_bytes=bar.update)
-        bar.close()
+        with ProgressBar(total, out_file.name) as bar:
+            if target == GGUF:
+                gguf_source = find_gguf(src) if source_format == GGUF else None
+                name = model_name(src, GGUFFile(gguf_source) if gguf_source is not None
+                                  else None)
+                write_gguf_model(staging / out_file.name, config, weights, on_bytes=bar.update,
+                                 extra_metadata=tokenizer_keys, name=name)
+            else:
+                write_safetensors_model(staging, config, weights, target, on_bytes=bar.update)
         _copy_tokenizer(src, staging, source_format)
         written = _move_into(staging, dst, first=out_file.name)
     except BaseException:

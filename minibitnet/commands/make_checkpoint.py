@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..formats.checkpoint import WEIGHTS_FILE
 from ..errors import ArgumentError
-from ..tools.progress import ProgressBar
+from ..tools.progress import ProgressBar, note
 from ..tools.shapes import SHAPES, count_parameters, get_shape
 from ..tools.synthetic import checkpoint_bytes, write_checkpoint
 from ..tokenizer.synthetic import LLAMA3_SPECIAL_TOKENS, LLAMA3_VOCAB, synthetic_vocab, write_tokenizer
@@ -89,14 +89,12 @@ def run(args: argparse.Namespace) -> int:
     if args.seed == RANDOM_SEED:
         print(f"seed {seed} (drawn at random; --seed {seed} writes the same model)",
               file=sys.stderr)
-    print(f"writing {args.shape} ({count_parameters(config)['total']:,} parameters, "
-          f"{total / 1e6:,.1f} MB) to {out_dir}", file=sys.stderr)
-    bar = ProgressBar(total, WEIGHTS_FILE)
-    write_checkpoint(out_dir, config, seed=seed, on_bytes=bar.update)
-    bar.close()
+    note(f"writing {args.shape} ({count_parameters(config)['total']:,} parameters, "
+         f"{total / 1e6:,.1f} MB) to {out_dir}")
+    with ProgressBar(total, WEIGHTS_FILE) as bar:
+        write_checkpoint(out_dir, config, seed=seed, on_bytes=bar.update)
     if _has_llama3_vocabulary(args.shape):
-        print("writing tokenizer.json (a made-up 128,000-token vocabulary in LLaMA-3's format)",
-              file=sys.stderr)
+        note("writing tokenizer.json (a made-up 128,000-token vocabulary in LLaMA-3's format)")
         write_tokenizer(out_dir, synthetic_vocab(LLAMA3_VOCAB, seed=seed))
     print(out_dir)
     return 0

@@ -42,10 +42,12 @@ class Score:
 
 def sliding_window_nats(logits_of: Callable[[Sequence[int]], np.ndarray], ids: Sequence[int],
                         window: int, stride: int,
-                        progress: Callable[[int, int], None] | None = None) -> tuple[float, int]:
+                        on_tokens: Callable[[int], None] | None = None) -> tuple[float, int]:
     """Sum of -ln p(ids[j] | ids[..j]) for j = 1 .. len(ids)-1, and how many were scored.
 
     logits_of: ids (L,) -> (L, V) float logits, L <= window
+    on_tokens: called after each window with the number of tokens it scored (for a progress
+               bar); the calls add up to len(ids) - 1
     """
     if not 0 < stride <= window - 1:
         raise ArgumentError(f"--stride is {stride}, expected 1 .. window - 1 = {window - 1}")
@@ -63,14 +65,14 @@ def sliding_window_nats(logits_of: Callable[[Sequence[int]], np.ndarray], ids: S
         total -= float(log_probs[np.arange(targets.size), ids_array[targets]].sum())
         scored = end
         begin = end - (window - stride)  # keep window - stride tokens of context
-        if progress is not None:
-            progress(scored - 1, ids_array.size - 1)
+        if on_tokens is not None:
+            on_tokens(targets.size)
     return total, ids_array.size - 1
 
 
 def score_text(logits_of: Callable[[Sequence[int]], np.ndarray], ids: Sequence[int],
                characters: int, window: int, stride: int,
-               progress: Callable[[int, int], None] | None = None) -> Score:
+               on_tokens: Callable[[int], None] | None = None) -> Score:
     """The :class:`Score` of ``ids`` (bos first), for a text of ``characters`` characters."""
-    nats, tokens = sliding_window_nats(logits_of, ids, window, stride, progress)
+    nats, tokens = sliding_window_nats(logits_of, ids, window, stride, on_tokens)
     return Score(nats, tokens, characters)

@@ -28,6 +28,7 @@ from ..config import load_config
 from ..core.head import STORAGES, OutputHead
 from ..core.model import Model
 from ..loader import build_model
+from .progress import note
 from .shapes import count_parameters
 from .step_timing import PARTS, timed_forward
 from .wording import milliseconds, plural, significant
@@ -74,10 +75,6 @@ def weight_bytes_per_token(model: Model) -> float:
     return float(ternary * bits / 8 + head_bytes)
 
 
-def _progress(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
 def measure_load(model_dir: Path, backend: str) -> tuple[Model, dict[str, float]]:
     """Load a model, timing the two halves: opening and checking the checkpoint (header, shapes,
     the scan of every packed byte for code 3) and building the model (each kernel's weight
@@ -101,8 +98,8 @@ def measure_steps(model: Model, prompt_tokens: int, new_tokens: int, repeats: in
     prefill_times, decode_times = [], []
     parts: dict[str, list[float]] = {part: [] for part in PARTS}
     for repeat in range(repeats):
-        _progress(f"{model.backend}: prefill {prompt_tokens} + decode {new_tokens}, run "
-                  f"{repeat + 1}/{repeats}")
+        note(f"bench: {model.backend}: prefill {prompt_tokens} + decode {new_tokens}, run "
+             f"{repeat + 1}/{repeats}")
         cache = model.new_cache()
         start = time.perf_counter()
         model.forward(prompt, cache)
@@ -111,7 +108,8 @@ def measure_steps(model: Model, prompt_tokens: int, new_tokens: int, repeats: in
             start = time.perf_counter()
             model.forward([token], cache)
             decode_times.append(time.perf_counter() - start)
-        # the same decode steps again, through the timed copy of the forward pass
+        # the same decode steps again, each timed part by part: the same forward, with a clock
+        # as its timer (step_timing.py); kept apart so the clock cannot slow the figures above
         cache = model.new_cache()
         model.forward(prompt, cache)
         for token in steps:
@@ -156,7 +154,7 @@ def measure_model(model_dir: Path, backend: str, prompt_tokens: int, new_tokens:
     decode_parts_ms (PARTS), copy_bandwidth_gb_s, weight_bytes_per_token and
     bandwidth_bound_ms (the fastest a decode step could be at that bandwidth).
     """
-    _progress(f"loading {model_dir} with backend {backend}")
+    note(f"bench: loading {model_dir} with backend {backend}")
     model, load = measure_load(model_dir, backend)
     result: dict[str, Any] = {"model": str(model_dir), "backend": backend,
                               "parameters": count_parameters(model.config)["total"], **load,

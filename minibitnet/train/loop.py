@@ -1,4 +1,4 @@
-"""The training loop: batches, loss and gradients, AdamW, progress, checkpoints, resume.
+"""The training loop: batches, loss and gradients, AdamW, a progress bar, checkpoints, resume.
 
 A run lives in one folder::
 
@@ -30,6 +30,7 @@ import numpy as np
 from ..config import ModelConfig, config_from_dict
 from ..errors import ArgumentError, CheckpointError
 from ..files import atomic_write, atomic_write_text
+from ..tools.progress import ProgressBar
 from ..tools.wording import plural
 from . import bpe
 from .data import read_texts, sample_batch, tokenize_texts
@@ -110,23 +111,6 @@ def load_checkpoint(path: Path) -> tuple[Params, dict[str, np.ndarray], dict[str
     return params, m, v, step, adam_t, history, meta
 
 
-# ---- progress ----
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def _progress(stream: TextIO, step: int, steps: int, loss: float, tokens_per_s: float,
-              eta: float) -> None:
-    width = 24
-    filled = int(width * step / steps)
-    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] step {step}/{steps} "
-                 f"loss {loss:.4f} {tokens_per_s:,.0f} tok/s ETA {_clock(eta)} ")
-    stream.flush()
-
-
 # ---- validation ----
 
 
@@ -156,7 +140,10 @@ def prepare(out_dir: Path, settings: Settings, shape: dict[str, Any],
         log.write(f"training a {settings.bpe_vocab}-token byte-level BPE on "
                   f"{plural(len(settings.data), 'file')} ...\n")
         counts = bpe.count_chunks(read_texts(settings.data))
-        ranks = bpe.train_bpe(counts, settings.bpe_vocab)
+        # the bar counts the tokens learned, one per merge, after the 256 single bytes
+        with ProgressBar(settings.bpe_vocab - 256, "BPE", unit="merge", stream=log) as bar:
+            ranks = bpe.train_bpe(counts, settings.bpe_vocab,
+                                  progress=lambda tokens, _: bar.update(tokens - 256 - bar.done))
         bpe.write_tokenizer(out_dir, ranks, settings.context)
     specials = bpe.special_token_ids(ranks)
     vocab_size = -(-(len(ranks) + len(specials)) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
@@ -227,33 +214,33 @@ def train(out_dir: str | Path, settings: Settings | None = None,
               f"parameters; {'ternary' if settings.quantize else 'full precision'}; "
               f"{tokens_per_step:,} tokens per step\n")
     session_start, session_steps = time.perf_counter(), 0
-    while step < last:
-        started = time.perf_counter()
-        ids, targets = sample_batch(tokens, settings.batch_size, settings.context, settings.seed,
-                                    step)
-        loss, grads = loss_and_grads(params, config, ids, targets, settings.quantize)
-        if not math.isfinite(loss):
-            raise CheckpointError(f"step {step}: the loss is {loss}; training diverged "
-                                  "(try a lower --lr)")
-        lr = schedule.learning_rate(step)
-        optimizer.step(params, grads, lr, schedule.decay(step), decay_mask)
-        del grads
-        step += 1
-        elapsed += time.perf_counter() - started
-        session_steps += 1
-        val_loss = math.nan
-        if val_tokens is not None and (step % settings.val_every == 0 or step == settings.steps):
-            val_loss = validation_loss(params, config, val_tokens, settings.val_windows,
-                                       settings.quantize)
-        history.append([step, step * tokens_per_step, loss, lr, elapsed, val_loss])
-        rate = session_steps * tokens_per_step / (time.perf_counter() - session_start)
-        _progress(log, step, settings.steps, loss, rate,
-                  (settings.steps - step) * tokens_per_step / rate)
-        if not math.isnan(val_loss):
-            log.write(f"\nstep {step}: validation loss {val_loss:.4f}\n")
-        if step % settings.checkpoint_every == 0 or step == last:
-            save_checkpoint(out_dir, params, optimizer, step, history, meta)
-    log.write("\n")
+    with ProgressBar(settings.steps, "training", unit="step", initial=step, stream=log) as bar:
+        while step < last:
+            started = time.perf_counter()
+            ids, targets = sample_batch(tokens, settings.batch_size, settings.context,
+                                        settings.seed, step)
+            loss, grads = loss_and_grads(params, config, ids, targets, settings.quantize)
+            if not math.isfinite(loss):
+                raise CheckpointError(f"step {step}: the loss is {loss}; training diverged "
+                                      "(try a lower --lr)")
+            lr = schedule.learning_rate(step)
+            optimizer.step(params, grads, lr, schedule.decay(step), decay_mask)
+            del grads
+            step += 1
+            elapsed += time.perf_counter() - started
+            session_steps += 1
+            val_loss = math.nan
+            if val_tokens is not None and (step % settings.val_every == 0
+                                           or step == settings.steps):
+                val_loss = validation_loss(params, config, val_tokens, settings.val_windows,
+                                           settings.quantize)
+            history.append([step, step * tokens_per_step, loss, lr, elapsed, val_loss])
+            rate = session_steps * tokens_per_step / (time.perf_counter() - session_start)
+            bar.update(1, detail=f"loss {loss:.4f}  {rate:,.0f} tok/s")
+            if not math.isnan(val_loss):
+                bar.note(f"step {step}: validation loss {val_loss:.4f}")
+            if step % settings.checkpoint_every == 0 or step == last:
+                save_checkpoint(out_dir, params, optimizer, step, history, meta)
     if step == settings.steps:
         written = finish(out_dir, params, config, settings, history)
         log.write(f"model written to {written}\n")

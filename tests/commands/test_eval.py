@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,20 @@ def test_a_longer_text_is_scored_in_overlapping_windows(runs, tmp_path, capsys):
     # more context per scored token can only be scored differently, never skip tokens
     assert wide["bits_per_char"] != narrow["bits_per_char"]
     assert 0 < narrow["bits_per_char"] < 12
+
+
+def test_eval_draws_its_progress_on_stderr_and_prints_the_score_alone(runs, tmp_path, capsys):
+    model_dir = runs["ternary"] / "model"
+    text = tmp_path / "long.txt"
+    text.write_text(HELD_OUT * 4, encoding="utf-8")
+    assert main(["eval", "--model", str(model_dir), "--text", str(text), "--stride", "8"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1 and "bits per character" in captured.out
+    scored = len(tokenizer.load(model_dir).encode(HELD_OUT * 4, bos=True)) - 1
+    # captured stderr is not a terminal: the bar prints plain lines, the last one a summary
+    assert "\r" not in captured.err
+    assert re.fullmatch(rf"scored \[#{{24}}\] {scored:,}/{scored:,} tokens  \S+ tokens/s  "
+                        r"done in \d+ s", captured.err.splitlines()[-1]), captured.err
 
 
 @pytest.mark.parametrize("flags, message", [

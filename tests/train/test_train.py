@@ -60,6 +60,24 @@ def test_resume_gives_identical_weights(tmp_path, ternary_run):
         np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
 
 
+def test_the_log_is_plain_lines_from_the_progress_bars(tmp_path):
+    """A log that is not a terminal gets lines, not carriage returns: the BPE and step bars a
+    line each tenth and a summary each, the validation losses as lines of their own."""
+    log = quiet()
+    train(tmp_path, settings(steps=10, val=str(CORPUS), val_every=5), PRESETS["tiny"], log=log)
+    text = log.getvalue()
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert any(line.startswith("BPE [########################] 44/44 merges")
+               and "done in" in line for line in lines)
+    *_, history, _ = load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    assert [line for line in lines if "validation loss" in line] == [
+        f"step {step}: validation loss {history[step - 1][5]:.4f}" for step in (5, 10)]
+    assert [line for line in lines if line.startswith("training [")][-1].startswith(
+        "training [########################] 10/10 steps")
+    assert "done in" in lines[-2] and lines[-1] == f"model written to {tmp_path / 'model'}"
+
+
 def test_new_run_refuses_a_used_folder(ternary_run):
     out, _ = ternary_run
     with pytest.raises(minibitnet.errors.ArgumentError, match="--resume"):

@@ -86,6 +86,10 @@ def test_an_interrupted_run_resumed_to_its_end_reports_the_model(
     err = capsys.readouterr().err
     assert f"resuming {tmp_path} at step 3/6" in err
     assert last_line(err) == f"model written to {tmp_path / 'model'}"
+    # the bar of the resumed run starts at step 3: its first line is past the first half
+    bar_lines = [line for line in err.splitlines() if line.startswith("training [")]
+    assert bar_lines[0].startswith("training [################........] 4/6 steps")
+    assert bar_lines[-1].startswith("training [########################] 6/6 steps")
 
 
 def test_a_new_run_names_its_files_and_its_model(tmp_path: Path,
