@@ -21,17 +21,20 @@ from .kernels.registry import get_backend
 from .pages import release_pages
 
 
-def build_model(config: ModelConfig, weights: Weights, backend: str = "fast") -> Model:
-    """The model of ``weights`` on the backend named ``backend``.
+def build_model(config: ModelConfig, weights: Weights, backend: str = "fast",
+                threads: int | None = None) -> Model:
+    """The model of ``weights`` on the backend named ``backend``, its kernels on ``threads``
+    cores (None: the cores this process may use; see :func:`load`).
 
     The memory-mapped pages of each tensor the model has copied (packed weights into a kernel's
     format, the head's table into float32) are dropped from resident memory as it goes
     (pages.py): the data stays on disk, and a 2B4T model is not held twice.
     """
-    return Model(config, weights, get_backend(backend), after_read=release_pages)
+    return Model(config, weights, get_backend(backend, threads), after_read=release_pages)
 
 
-def load(path: str | Path | None = None, backend: str = "fast") -> Model:
+def load(path: str | Path | None = None, backend: str = "fast",
+         threads: int | None = None) -> Model:
     """Load a BitNet b1.58 model folder (config.json + model.safetensors), memory-mapped.
 
     The folder may also hold bf16 master weights or a bitnet.cpp I2_S .gguf file instead
@@ -41,7 +44,12 @@ def load(path: str | Path | None = None, backend: str = "fast") -> Model:
              None loads the built-in model
     backend: a name from ``minibitnet info`` ("reference", "fast", "fast:lut", ...); "fast" as on
              the command line. Every backend gives bit-identical logits: only speed differs.
+    threads: cores for the kernels that use several (the numba kernel; llama.cpp's -t); None:
+             the cores this process may use. The same integers on any count. NumPy's BLAS
+             (the head, dense prefill) keeps its own count, set before start by
+             OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS, MKL_NUM_THREADS).
     """
-    get_backend(backend)  # an unknown name: ArgumentError listing the valid ones, before reading
+    # an unknown name or a bad thread count: ArgumentError, before reading anything
+    get_backend(backend, threads)
     config, weights, _ = read_model(resolve_model(path))
-    return build_model(config, weights, backend)
+    return build_model(config, weights, backend, threads)

@@ -31,4 +31,10 @@ def pytest_report_header() -> list[str]:
             lines.append(f"minibitnet.kernels.mypyc compiled: {is_compiled()}")
     except ImportError as exc:  # pragma: no cover - shown in the header only
         lines.append(f"minibitnet.kernels.mypyc not importable: {exc}")
+    try:
+        from minibitnet.kernels.numba_kernel import numba_missing
+
+        lines.append(f"numba kernel: {numba_missing() or 'installed'}")
+    except ImportError as exc:  # pragma: no cover - shown in the header only
+        lines.append(f"minibitnet.kernels.numba_kernel not importable: {exc}")
     return lines

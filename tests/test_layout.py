@@ -7,8 +7,8 @@ The layers, from the bottom (a module may import its own layer and the layers be
 
     errors, families, files, pages, config     the shared vocabulary
     core/                                      the readable transformer, NumPy only
-    kernels/ (registry, dense, fast adapters)  the ternary kernels; kernels/mypyc/ imports nothing
-                                               of the package at all
+    kernels/ (registry, dense, adapters)       the ternary kernels; kernels/mypyc/ and
+                                               kernels/numba/ import nothing of the package
     formats/, tokenizer/                       files on disk -> what core takes
     loader, tools/, train/                     built on all of the above
     commands/, cli                             the command line
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 import minibitnet
 
@@ -147,11 +149,20 @@ def test_core_imports_only_core_errors_and_config() -> None:
             assert outside <= {"minibitnet.errors", "minibitnet.config"}, (module, outside)
 
 
-def test_mypyc_kernels_import_nothing_of_the_package() -> None:
+def inside(module: str, package: str) -> bool:
+    """``module`` is ``package`` or one of its modules (not a sibling such as package_x)."""
+    return module == package or module.startswith(package + ".")
+
+
+@pytest.mark.parametrize("package", ["minibitnet.kernels.mypyc", "minibitnet.kernels.numba"])
+def test_accelerator_folders_import_nothing_of_the_package(package: str) -> None:
+    # mypyc kernels take plain buffers, numba kernels NumPy arrays; an adapter beside the
+    # registry converts, so each folder stands alone
     graph = import_graph()
+    assert package in graph
     for module, targets in graph.items():
-        if module.startswith("minibitnet.kernels.mypyc"):
-            assert {t for t in targets if not t.startswith("minibitnet.kernels.mypyc")} == set()
+        if inside(module, package):
+            assert {t for t in targets if not inside(t, package)} == set(), module
 
 
 def test_the_top_level_stays_small() -> None:

@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,17 +27,19 @@ from pathlib import Path
 import numpy as np
 
 from ..kernels import mypyc as fast
-from ..kernels.registry import get_backend
+from ..kernels.registry import available_backends, available_cores, get_backend
 from ..config import ModelConfig, load_config
 from ..errors import ArgumentError
 from ..loader import load
 from ..formats.locate import resolve_model
 from ..core.model import Model
 from ..core.packing import pack_ternary
+from ..tools.progress import note
 from ..tools.wording import plural
 from . import bench_full
+from .running import add_threads_flag
 
-KERNELS = ["reference", "fast:lut", "fast:bitplane", "fast:dense"]
+KERNELS = ["reference", "fast:numba", "fast:lut", "fast:bitplane", "fast:dense"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                         help="matrix shape for the kernel timings, repeatable, e.g. "
                              "--kernel-shape 6912x2560 --kernel-shape 2560x6912 "
                              "(default: every distinct shape of the model)")
+    add_threads_flag(parser)
     parser.add_argument("--kernel-tokens", type=_positive, default=1, metavar="T",
                         help="activation vectors per kernel call (default: 1, a mat-vec)")
     parser.add_argument("--kernels-only", action="store_true",
@@ -111,10 +113,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                         help="print one JSON line instead of the report")
     bench_full.add_arguments(parser)
     parser.set_defaults(run=run)
-
-
-def progress(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 def machine() -> dict[str, object]:
@@ -153,13 +151,13 @@ def model_shapes(config: ModelConfig) -> list[tuple[int, int]]:
 
 
 def time_kernel(name: str, shape: tuple[int, int], tokens: int, repeats: int,
-                rng: np.random.Generator) -> KernelTiming:
+                rng: np.random.Generator, threads: int | None = None) -> KernelTiming:
     """ns per weight per token of one kernel on a random ternary matrix of ``shape``."""
     out_features, in_features = shape
     rows = -(-out_features // 4) * 4  # the packed layout holds rows in fours
     w_ternary = rng.integers(-1, 2, (rows, in_features), dtype=np.int8)  # (out, in)
     x_q = rng.integers(-128, 128, (tokens, in_features), dtype=np.int8)  # (T, in)
-    kernel = get_backend(name)
+    kernel = get_backend(name, threads)
     prepared = kernel.prepare(pack_ternary(w_ternary))
     median, fastest = median_seconds(lambda: kernel.matmul(prepared, x_q), repeats)
     weights = rows * in_features * tokens
@@ -194,33 +192,36 @@ def time_model(model: Model, prompt_tokens: int, new_tokens: int, repeats: int) 
 def bench_models(model_dir: Path, backends: list[str], args: argparse.Namespace) -> list[ModelTiming]:
     timings = []
     for backend in backends:
-        progress(f"loading {model_dir} with backend {backend}")
-        model = load(model_dir, backend=backend)
+        note(f"bench: loading {model_dir} with backend {backend}")
+        model = load(model_dir, backend=backend, threads=args.threads)
         limit = model.config.max_position_embeddings
         if args.prompt_tokens + args.new_tokens > limit:
             raise ArgumentError(f"--prompt-tokens + --new-tokens = "
                                 f"{args.prompt_tokens + args.new_tokens} exceeds the model's "
                                 f"context length {limit}")
-        progress(f"{backend}: prefill {plural(args.prompt_tokens, 'token')}, decode "
-                 f"{args.new_tokens}, {plural(args.repeats, 'repeat')}")
+        note(f"bench: {backend}: prefill {plural(args.prompt_tokens, 'token')}, decode "
+             f"{args.new_tokens}, {plural(args.repeats, 'repeat')}")
         timings.append(time_model(model, args.prompt_tokens, args.new_tokens, args.repeats))
     return timings
 
 
 def bench_kernels(shapes: list[tuple[int, int]], args: argparse.Namespace) -> list[KernelTiming]:
     rng = np.random.default_rng(0)
+    runnable = {info.name for info in available_backends()}
     timings = []
     for shape in shapes:
-        for name in KERNELS:
-            progress(f"kernel {name} on {shape[0]}x{shape[1]}, T={args.kernel_tokens}")
-            timings.append(time_kernel(name, shape, args.kernel_tokens, args.repeats, rng))
+        for name in [name for name in KERNELS if name in runnable]:  # fast:numba needs numba
+            note(f"bench: kernel {name} on {shape[0]}x{shape[1]}, T={args.kernel_tokens}")
+            timings.append(time_kernel(name, shape, args.kernel_tokens, args.repeats, rng,
+                                       args.threads))
     return timings
 
 
 def summarize(model_dir: Path | None, models: list[ModelTiming], kernels: list[KernelTiming],
               args: argparse.Namespace) -> dict[str, object]:
     """Everything measured, as one flat-ish dict (the --json line)."""
-    result: dict[str, object] = {"machine": machine(), "repeats": args.repeats}
+    result: dict[str, object] = {"machine": machine(), "repeats": args.repeats,
+                                 "threads": args.threads or available_cores()}
     if model_dir is not None and models:
         measured, reference = models[0], models[-1]
         result.update(
@@ -241,7 +242,8 @@ def print_report(result: dict[str, object]) -> None:
     info = result["machine"]
     assert isinstance(info, dict)
     print(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
-          f"fast path {'compiled' if info['fast_compiled'] else 'INTERPRETED'}")
+          f"fast path {'compiled' if info['fast_compiled'] else 'INTERPRETED'}, "
+          f"--threads {result['threads']}")
     if "backend" in result:
         print(f"model:   {result['model']}")
         print(f"{'':12s} {'prefill tok/s':>14s} {'decode tok/s':>14s}")

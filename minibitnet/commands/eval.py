@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 
 from ..errors import ArgumentError
 from ..tools.wording import plural
+from .running import add_threads_flag
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                         help="UTF-8 text to score")
     parser.add_argument("--backend", default="reference",
                         help="ternary kernel backend (see `minibitnet info`; default reference)")
+    add_threads_flag(parser)
     parser.add_argument("--window", type=int, default=None,
                         help="tokens per window (default: the model's context length)")
     parser.add_argument("--stride", type=int, default=None,
@@ -43,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.set_defaults(run=run)
 
 
-def _scorer(model_dir: Path, backend: str) -> tuple[Callable[[Sequence[int]], np.ndarray], int]:
+def _scorer(model_dir: Path, backend: str,
+            threads: int | None = None) -> tuple[Callable[[Sequence[int]], np.ndarray], int]:
     """The logits function of the model in ``model_dir`` and its context length.
 
     A model folder loads through ``minibitnet.load``; the folder of a ``--no-quant`` training run
@@ -56,7 +57,7 @@ def _scorer(model_dir: Path, backend: str) -> tuple[Callable[[Sequence[int]], np
     from ..train.model import forward_logits
 
     if not (model_dir / FLOAT_WEIGHTS_FILE).is_file():
-        model = load(model_dir, backend=backend)
+        model = load(model_dir, backend=backend, threads=threads)
         return model.logits, model.config.max_position_embeddings
     config = load_config(model_dir)
     params = read_float(model_dir / FLOAT_WEIGHTS_FILE)
@@ -69,6 +70,7 @@ def _scorer(model_dir: Path, backend: str) -> tuple[Callable[[Sequence[int]], np
 
 def run(args: argparse.Namespace) -> int:
     from ..tools.evaluate import score_text
+    from ..tools.progress import ProgressBar
     from ..formats.locate import resolve_model
     from ..tokenizer.tokenizer import load as load_tokenizer
 
@@ -83,24 +85,15 @@ def run(args: argparse.Namespace) -> int:
         raise ArgumentError(f"-f/--file: {args.text}: not UTF-8 text (byte {exc.start})") from None
     if not text:
         raise ArgumentError(f"-f/--file: {args.text}: the file is empty")
-    logits_of, context = _scorer(model_dir, args.backend)
+    logits_of, context = _scorer(model_dir, args.backend, args.threads)
     tokenizer = load_tokenizer(model_dir)
     window = args.window if args.window is not None else context
     if not 2 <= window <= context:
         raise ArgumentError(f"--window is {window}, expected 2 .. {context} (the context length)")
     stride = args.stride if args.stride is not None else max(1, window // 2)
     ids = tokenizer.encode(text, bos=True)
-    started = time.perf_counter()
-
-    def progress(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - started
-        eta = elapsed / done * (total - done) if done else 0.0
-        sys.stderr.write(f"\rscored {done:,}/{total:,} tokens, {done / elapsed:,.0f} tokens/s, "
-                         f"ETA {eta:.0f} s ")
-        sys.stderr.flush()
-
-    score = score_text(logits_of, ids, len(text), window, stride, progress)
-    sys.stderr.write("\n")
+    with ProgressBar(len(ids) - 1, "scored", unit="token") as bar:  # <bos> is context only
+        score = score_text(logits_of, ids, len(text), window, stride, on_tokens=bar.update)
     if args.json:
         print(json.dumps({"bits_per_char": round(score.bits_per_char, 6),
                           "perplexity": round(score.perplexity, 6), "tokens": score.tokens,

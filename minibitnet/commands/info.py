@@ -140,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = resolve_model(args.model)
     _describe_model(model_dir)
     print("backends:")
-    for backend in available_backends():
-        print(f"  {backend.name:16s} {backend.description}")
+    for backend in available_backends(include_missing=True):
+        missing = f" [not available: {backend.missing}]" if backend.missing else ""
+        print(f"  {backend.name:16s} {backend.description}{missing}")
     return 0

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from ..kernels.registry import available_backends
+from ..kernels.registry import available_backends, available_cores
 from ..errors import TokenizerError
 from ..core.kv_cache import KVCache
 from ..loader import load
@@ -23,6 +22,7 @@ from ..formats.locate import resolve_model
 from ..core.model import Model
 from ..tokenizer.tokenizer import Tokenizer
 from ..tokenizer.tokenizer import load as load_tokenizer
+from ..tools.progress import note
 from ..tools.wording import plural
 from .seeds import RANDOM_SEED, resolve_seed, seed_value
 
@@ -53,8 +53,16 @@ def default_backend() -> str:
     return "fast" if "fast" in names else "reference"
 
 
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    """-t/--threads N, llama.cpp's flag; None (the default): every core this process may use."""
+    parser.add_argument("-t", "--threads", type=positive_int, default=None, metavar="N",
+                        help="threads for the kernels that use several (fast, fast:numba); the "
+                             "same text on any count (default: the cores this process may use, "
+                             f"{available_cores()} here)")
+
+
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """-m/--model, --backend, --quiet."""
+    """-m/--model, --backend, -t/--threads, --quiet."""
     parser.add_argument("-m", "--model", metavar="MODEL",
                         help="model folder (config.json, model.safetensors, tokenizer.json), or "
                              "a Hugging Face repo id already in the local cache, e.g. "
@@ -62,6 +70,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", metavar="NAME", default=None,
                         help="ternary kernels: a name from `minibitnet info` "
                              "(default: fast when installed, else reference)")
+    add_threads_flag(parser)
     parser.add_argument("--quiet", action="store_true",
                         help="no loading messages and no speed summary on stderr")
 
@@ -88,20 +97,17 @@ def load_model(args: argparse.Namespace) -> tuple[Model, Tokenizer]:
     model_dir = resolve_model(args.model)
     backend = args.backend or default_backend()
     started = time.perf_counter()
-    if not args.quiet:
-        print(f"loading {model_dir} (backend {backend}) ...", file=sys.stderr, flush=True)
+    note(f"loading {model_dir} (backend {backend}) ...", quiet=args.quiet)
     tokenizer = load_tokenizer(model_dir)
-    model = load(model_dir, backend=backend)
+    model = load(model_dir, backend=backend, threads=args.threads)
     if tokenizer.vocab_size > model.config.vocab_size:
         raise TokenizerError(f"{tokenizer.source}: {tokenizer.vocab_size} tokens, "
                              f"but config.json has vocab_size {model.config.vocab_size}; "
                              "expected at most that many")
-    if not args.quiet:
-        c = model.config
-        print(f"loaded in {time.perf_counter() - started:.1f} s: "
-              f"{plural(c.num_hidden_layers, 'layer')}, "
-              f"hidden {c.hidden_size}, vocab {c.vocab_size}, context "
-              f"{c.max_position_embeddings}", file=sys.stderr, flush=True)
+    c = model.config
+    note(f"loaded in {time.perf_counter() - started:.1f} s: "
+         f"{plural(c.num_hidden_layers, 'layer')}, hidden {c.hidden_size}, vocab "
+         f"{c.vocab_size}, context {c.max_position_embeddings}", quiet=args.quiet)
     return model, tokenizer
 
 

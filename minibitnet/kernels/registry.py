@@ -1,14 +1,23 @@
 """The one place that picks the ternary kernels: a registry of named backends.
 
-``minibitnet.load(path, backend=NAME)`` looks NAME up here. A backend is a
+``minibitnet.load(path, backend=NAME, threads=N)`` looks NAME up here. A backend is a
 :class:`~minibitnet.core.bitlinear.TernaryKernel`: it prepares each packed weight once at load and
 computes the exact int32 product per call. Every backend returns the same integers, so the logits
-of every backend are bit-identical; they differ only in speed and memory.
+of every backend, on any number of threads, are bit-identical; they differ only in speed and
+memory.
 
-This is also the only module that imports ``minibitnet.kernels.mypyc`` (the mypyc-compiled kernels).
-Asking for a backend that runs them while they are interpreted, though nobody asked for that
-with ``MINIBITNET_INTERPRETED=1``, prints one warning per process saying why and what to do;
-``MINIBITNET_REQUIRE_COMPILED=1`` (set by CI) makes it an :class:`InstallationError` instead.
+The backends, and the modules that adapt them:
+
+- ``reference``: ``core.bitlinear`` (NumPy integer matmul, the definition);
+- ``fast:numba``: :mod:`.numba_kernel`, the checkpoint's packed bytes on N cores (numba, an extra);
+- ``fast:lut``, ``fast:bitplane``: :mod:`.mypyc_kernels`, compiled by mypyc at install;
+- ``fast:dense``: :mod:`.dense`, unpacked per call and multiplied by NumPy's BLAS;
+- ``fast``: the numba kernel when numba is installed, else the mypyc LUT kernel for a few tokens
+  and the dense one for many.
+
+Asking for a backend that runs the mypyc kernels while they are interpreted, though nobody asked
+for that with ``MINIBITNET_INTERPRETED=1``, prints one warning per process saying why and what
+to do; ``MINIBITNET_REQUIRE_COMPILED=1`` (set by CI) makes it an :class:`InstallationError`.
 """
 
 from __future__ import annotations
@@ -20,43 +29,49 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from librt.vecs import vec
-from mypy_extensions import i64
 
 from . import mypyc as fast
 from ..core.bitlinear import ReferenceKernel, TernaryKernel
 from ..errors import ArgumentError, InstallationError, warn_once
-from ..core.packing import (
-    base3_words_per_row,
-    bitplane_words_per_row,
-    pack_base3_groups,
-    pack_bitplanes,
-    unpack_ternary,
-)
-from ..pages import release_pages
+# the kernel classes and the dense constants, offered here too: tests and tutorials name them
+from .dense import DENSE_MAX_IN_FEATURES as DENSE_MAX_IN_FEATURES
+from .dense import DENSE_MIN_TOKENS as DENSE_MIN_TOKENS
+from .dense import DenseKernel as DenseKernel
+from .dense import dense_ternary_matmul as dense_ternary_matmul
+from .mypyc_kernels import BitplaneKernel as BitplaneKernel
+from .mypyc_kernels import LutKernel as LutKernel
+from .numba_kernel import NumbaKernel as NumbaKernel
+from .numba_kernel import available_cores as available_cores
+from .numba_kernel import numba_missing
 
 
 @dataclass(frozen=True)
 class BackendInfo:
     name: str
     description: str
-    factory: Callable[[], TernaryKernel]
+    factory: Callable[[int | None], TernaryKernel]  # threads (None: every core) -> a new kernel
+    missing: str | None = None  # why it cannot run in this installation; None: it can
 
 
 _REGISTRY: dict[str, BackendInfo] = {}
-# the backends that run minibitnet.kernels.mypyc's kernels ("fast:dense" is NumPy alone)
-MYPYC_BACKENDS = ("fast", "fast:lut", "fast:bitplane")
+# the backends that run minibitnet.kernels.mypyc's kernels ("fast:dense" is NumPy alone; "fast"
+# runs them only without numba)
+MYPYC_BACKENDS = ("fast:lut", "fast:bitplane")
 REQUIRE_COMPILED_ENV = "MINIBITNET_REQUIRE_COMPILED"
 
 
-def register_backend(name: str, description: str, factory: Callable[[], TernaryKernel]) -> None:
-    """Add a backend under ``name`` (e.g. "fast:lut"); the factory builds a fresh kernel."""
-    _REGISTRY[name] = BackendInfo(name, description, factory)
+def register_backend(name: str, description: str,
+                     factory: Callable[[int | None], TernaryKernel],
+                     missing: str | None = None) -> None:
+    """Add a backend under ``name`` (e.g. "fast:lut"); ``factory(threads)`` builds a fresh
+    kernel. ``missing``: one line saying why it cannot run here and what to install."""
+    _REGISTRY[name] = BackendInfo(name, description, factory, missing)
 
 
-def available_backends() -> list[BackendInfo]:
-    """Every registered backend, in registration order."""
-    return list(_REGISTRY.values())
+def available_backends(include_missing: bool = False) -> list[BackendInfo]:
+    """Every backend that runs in this installation, in registration order; with
+    ``include_missing``, also those that need something not installed (``missing`` says what)."""
+    return [info for info in _REGISTRY.values() if include_missing or info.missing is None]
 
 
 def check_compiled() -> None:
@@ -70,117 +85,35 @@ def check_compiled() -> None:
     warn_once(reason)
 
 
-def get_backend(name: str) -> TernaryKernel:
-    """A new kernel for ``name``; an unknown name lists the valid ones."""
+def check_threads(threads: object) -> None:
+    """ArgumentError unless ``threads`` is None (every core) or an integer >= 1."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ArgumentError(f"threads is {threads!r}, expected an integer >= 1 (or None: the "
+                            f"{available_cores()} cores this process may use)")
+
+
+def get_backend(name: str, threads: int | None = None) -> TernaryKernel:
+    """A new kernel for ``name``; an unknown name lists the valid ones.
+
+    threads: how many cores a multi-threaded kernel (numba) may use; None: the cores this
+             process may use. Kernels that run on the calling thread ignore it.
+    """
     info = _REGISTRY.get(name)
     if info is None:
         valid = ", ".join(_REGISTRY)
         raise ArgumentError(f"unknown backend {name!r}; expected one of: {valid}")
-    if name in MYPYC_BACKENDS:
+    if info.missing is not None:
+        raise ArgumentError(f"backend {name}: {info.missing}")
+    check_threads(threads)
+    if name in MYPYC_BACKENDS or (name == "fast" and not _FAST_USES_NUMBA):
         check_compiled()
-    return info.factory()
-
-
-register_backend(
-    "reference",
-    "NumPy: weights unpacked to int8 once, exact int32 matmul (the definition; slow)",
-    ReferenceKernel,
-)
-
-
-# ---- the fast path: NumPy arrays <-> the plain buffers of minibitnet.kernels.mypyc ----
-
-# A float32 dot product of int8 activations and ternary weights is exact while every partial sum
-# is an integer below 2^24 (float32's 24-bit significand): |sum| <= 128 * in < 2^24.
-DENSE_MAX_IN_FEATURES = 2**24 // 128 - 1  # 131071
-# "fast" multiplies T >= this many tokens densely with NumPy (prefill) and fewer with the
-# lookup-table kernel (decode). Measured with `minibitnet bench --kernel-tokens T` on 2560x6912
-# and 6912x2560: the dense kernel unpacks the weight on every call (about 2-3 ns/weight), which
-# only pays off once spread over some 16 tokens (docs/benchmarks.md).
-DENSE_MIN_TOKENS = 16
-
-
-def _to_words(words: np.ndarray) -> vec[i64]:
-    """(rows, words) 64-bit array -> one flat vec[i64], copied once at load time."""
-    return vec[i64](np.ascontiguousarray(words).view("<i8").reshape(-1))
-
-
-def _multiply(matmul: Callable[[bytes, int, Any], Any], prepared: Any, x_q: np.ndarray) -> np.ndarray:
-    """Call a fast kernel's ternary_matmul: (T, in) int8 -> (T, out) int32."""
-    num_tokens = x_q.shape[0]
-    x_bytes = np.ascontiguousarray(x_q, dtype=np.int8).tobytes()  # (T, in) row-major
-    acc = matmul(x_bytes, num_tokens, prepared)  # vec[i32] of T * out
-    return np.frombuffer(acc, dtype=np.int32).reshape(num_tokens, prepared.out_features)
-
-
-def dense_ternary_matmul(x_q: np.ndarray, packed: np.ndarray) -> np.ndarray:
-    """Unpack one weight to float32 and let NumPy's BLAS multiply (exact, see above).
-
-    x_q:     (T, in) int8
-    packed:  (out/4, in) uint8 in the Hugging Face layout
-    returns: (T, out) int32, equal to bitlinear.ternary_matmul
-    """
-    if packed.shape[1] > DENSE_MAX_IN_FEATURES:
-        raise ArgumentError(f"dense kernel: in_features {packed.shape[1]} is above "
-                            f"{DENSE_MAX_IN_FEATURES}, where float32 sums stop being exact")
-    w = unpack_ternary(packed).astype(np.float32)  # (out, in)
-    release_pages(packed)  # read on every call: keep the mapped checkpoint out of RSS (pages.py)
-    return (x_q.astype(np.float32) @ w.T).astype(np.int32)  # (T, out), exact integers
-
-
-class BitplaneKernel:
-    """minibitnet.kernels.mypyc.bitplane: plus / minus bit planes, popcount per activation bit plane."""
-
-    name = "fast:bitplane"
-
-    def __init__(self, module: ModuleType | None = None) -> None:
-        self.module = module if module is not None else fast.bitplane
-
-    def prepare(self, packed: np.ndarray) -> Any:
-        w_ternary = unpack_ternary(packed)  # (out, in) int8
-        out_features, in_features = w_ternary.shape
-        plus, minus = pack_bitplanes(w_ternary)  # (out, words) uint64 each
-        return self.module.BitplaneMatrix(out_features, in_features,
-                                          bitplane_words_per_row(in_features),
-                                          _to_words(plus), _to_words(minus))
-
-    def matmul(self, prepared: Any, x_q: np.ndarray) -> np.ndarray:
-        return _multiply(self.module.ternary_matmul, prepared, x_q)
-
-
-class LutKernel:
-    """minibitnet.kernels.mypyc.lut: base-3 codes, five weights per byte, table of partial sums."""
-
-    name = "fast:lut"
-
-    def __init__(self, module: ModuleType | None = None) -> None:
-        self.module = module if module is not None else fast.lut
-
-    def prepare(self, packed: np.ndarray) -> Any:
-        w_ternary = unpack_ternary(packed)  # (out, in) int8
-        out_features, in_features = w_ternary.shape
-        codes = pack_base3_groups(w_ternary)  # (out, 8 * words) uint8
-        return self.module.LutMatrix(out_features, in_features,
-                                     base3_words_per_row(in_features), _to_words(codes))
-
-    def matmul(self, prepared: Any, x_q: np.ndarray) -> np.ndarray:
-        return _multiply(self.module.ternary_matmul, prepared, x_q)
-
-
-class DenseKernel:
-    """Keep the packed weight; per call unpack it to float32 and use NumPy matmul."""
-
-    name = "fast:dense"
-
-    def prepare(self, packed: np.ndarray) -> np.ndarray:
-        return packed  # (out/4, in) uint8, usually a read-only view of the checkpoint
-
-    def matmul(self, prepared: np.ndarray, x_q: np.ndarray) -> np.ndarray:
-        return dense_ternary_matmul(x_q, prepared)
+    return info.factory(None if threads is None else int(threads))
 
 
 class FastKernel:
-    """The default fast backend: the LUT kernel for a few tokens, dense NumPy for many."""
+    """The fast backend without numba: the LUT kernel for a few tokens, dense NumPy for many."""
 
     name = "fast"
 
@@ -197,6 +130,15 @@ class FastKernel:
         return self.lut.matmul(lut_matrix, x_q)
 
 
+def _fast_kernel(threads: int | None) -> TernaryKernel:
+    """"fast": the numba kernel for every number of tokens when numba is installed (measured
+    faster than dense NumPy from T = 1 to T = 512 on 2560x6912 and 6912x2560, one thread each:
+    0.020 against 0.022-0.049 ns/weight for T >= 64; so no dense prefill), else FastKernel."""
+    if _FAST_USES_NUMBA:
+        return NumbaKernel(threads, name="fast")
+    return FastKernel()
+
+
 def _kernel_form() -> str:
     """How the mypyc kernels run, for the backend descriptions `minibitnet info` prints."""
     if fast.is_compiled():
@@ -208,16 +150,32 @@ def _kernel_form() -> str:
     return "interpreted: slow, installed without compiling; reinstall with pip"
 
 
+_NUMBA_MISSING = numba_missing()  # looked up without importing numba
+_FAST_USES_NUMBA = _NUMBA_MISSING is None
 _COMPILED_NOTE = _kernel_form()
+_NUMBA_DESCRIPTION = ("numba: the checkpoint's packed bytes multiplied as stored, on every core "
+                      "(-t/--threads N)")
+
 register_backend(
-    "fast",
-    f"LUT kernel for decode, dense NumPy float32 for {DENSE_MIN_TOKENS}+ tokens "
-    f"({_COMPILED_NOTE})",
-    FastKernel,
+    "reference",
+    "NumPy: weights unpacked to int8 once, exact int32 matmul (the definition; slow)",
+    lambda threads: ReferenceKernel(),  # NumPy's integer matmul runs on the calling thread
 )
+if _FAST_USES_NUMBA:
+    register_backend("fast", "the fast:numba kernel for decode and prefill, on every core",
+                     _fast_kernel)
+else:
+    register_backend(
+        "fast",
+        f"LUT kernel for decode, dense NumPy float32 for {DENSE_MIN_TOKENS}+ tokens "
+        f"({_COMPILED_NOTE}; pip install \"minibitnet[numba]\" for the faster numba kernel)",
+        _fast_kernel,
+    )
+register_backend("fast:numba", _NUMBA_DESCRIPTION, NumbaKernel, _NUMBA_MISSING)
+# the mypyc kernels run on the calling thread: compiled mypyc code holds the GIL
 register_backend("fast:lut", f"base-3 groups, table of partial sums per vector ({_COMPILED_NOTE})",
-                 LutKernel)
+                 lambda threads: LutKernel())
 register_backend("fast:bitplane", f"plus/minus bit planes, SWAR popcount ({_COMPILED_NOTE})",
-                 BitplaneKernel)
+                 lambda threads: BitplaneKernel())
 register_backend("fast:dense", "unpack to float32 per call, NumPy matmul (exact below 2^24)",
-                 DenseKernel)
+                 lambda threads: DenseKernel())  # NumPy's BLAS picks its own threads

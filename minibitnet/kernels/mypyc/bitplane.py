@@ -47,6 +47,8 @@ class BitplaneMatrix:
     plus, minus: out * words_per_row i64 words, row-major; bit i of word j of a row is column
                  64 j + i (see ``packing.pack_bitplanes``)
     row_offset:  out i64, -128 * |plus row| - 127 * |minus row| (the offset-binary correction)
+    not_u:       8 * words_per_row i64, room for one vector's activation planes
+                 (:func:`activation_planes`), allocated here once and rewritten by every call
     """
 
     out_features: i64
@@ -55,6 +57,7 @@ class BitplaneMatrix:
     plus: vec[i64]
     minus: vec[i64]
     row_offset: vec[i64]
+    not_u: vec[i64]
 
     def __init__(self, out_features: i64, in_features: i64, words_per_row: i64,
                  plus: vec[i64], minus: vec[i64]) -> None:
@@ -76,6 +79,7 @@ class BitplaneMatrix:
                 plus_count += popcount(plus[j])
                 minus_count += popcount(minus[j])
             self.row_offset[r] = -128 * plus_count - 127 * minus_count
+        self.not_u = vec[i64]([0] * (PLANES * words_per_row))
 
 
 def popcount(word: i64) -> i64:
@@ -89,15 +93,15 @@ def popcount(word: i64) -> i64:
     return (word & M32) + ((word >> 32) & M32)  # 0..64
 
 
-def activation_planes(x_q: bytes, start: i64, in_features: i64, words_per_row: i64) -> vec[i64]:
-    """The complemented bit planes of offset-binary activations.
+def activation_planes(planes: vec[i64], x_q: bytes, start: i64, in_features: i64,
+                      words_per_row: i64) -> None:
+    """The complemented bit planes of offset-binary activations, written into ``planes``.
 
     x_q:     bytes of int8 activations; this vector is x_q[start : start + in_features]
-    returns: 8 * words_per_row i64; word b * words_per_row + j holds ~U_b for columns 64 j ..
-             64 j + 63, where U_b is bit b of u = x + 128 (columns past in_features: any bits,
-             since both weight masks are 0 there)
+    planes:  8 * words_per_row i64, every word overwritten: word b * words_per_row + j holds ~U_b
+             for columns 64 j .. 64 j + 63, where U_b is bit b of u = x + 128 (columns past
+             in_features: any bits, since both weight masks are 0 there)
     """
-    planes = vec[i64]([0] * (PLANES * words_per_row))
     for j in range(words_per_row):
         for c in range(j * BITS_PER_WORD, (j + 1) * BITS_PER_WORD):
             u: i64 = 0
@@ -105,8 +109,9 @@ def activation_planes(x_q: bytes, start: i64, in_features: i64, words_per_row: i
                 # offset binary u = x + 128 is the stored byte with its top bit flipped: 0..255
                 u = i64(x_q[start + c]) ^ 128
             # Shift each plane right by one and put this column's bit on top: after 64 columns,
-            # column 64 j + i sits at bit i. subtle: not `1 << i`, which mypyc compiles to a C
-            # int shift and loses bits 32..63; `& MAX_I64` drops the copied sign bit.
+            # column 64 j + i sits at bit i, and whatever the word held before is shifted out.
+            # subtle: not `1 << i`, which mypyc compiles to a C int shift and loses bits
+            # 32..63; `& MAX_I64` drops the copied sign bit.
             index = j
             top_bit: i64 = TOP_BIT  # local copies: large Final constants are boxed in mypyc
             max_i64: i64 = MAX_I64
@@ -114,7 +119,6 @@ def activation_planes(x_q: bytes, start: i64, in_features: i64, words_per_row: i
                 not_bit = ((u >> b) & 1) ^ 1
                 planes[index] = ((planes[index] >> 1) & max_i64) | (-not_bit & top_bit)
                 index += words_per_row
-    return planes
 
 
 def matvec_into(acc: vec[i32], out_start: i64, not_u: vec[i64], matrix: BitplaneMatrix) -> None:
@@ -203,8 +207,14 @@ def ternary_matmul(x_q: bytes, num_tokens: i64, matrix: BitplaneMatrix) -> vec[i
     if len(x_q) != num_tokens * in_features:
         raise ValueError(f"x_q has {len(x_q)} bytes, expected {num_tokens} * {in_features}")
     out_features = matrix.out_features
+    # a new result for every call (the caller keeps it); a vec of [0] * n is one zeroed block
+    # in compiled code, faster than an append per entry
     acc = vec[i32]([0] * (num_tokens * out_features))
+    # subtle: the planes are the matrix's, so two calls on one matrix at once would share them.
+    # Compiled mypyc code holds the GIL for a whole call, so threads take turns; the interpreted
+    # kernels (MINIBITNET_INTERPRETED=1, for a debugger) must not share a matrix between threads.
+    not_u = matrix.not_u
     for t in range(num_tokens):
-        not_u = activation_planes(x_q, t * in_features, in_features, matrix.words_per_row)
+        activation_planes(not_u, x_q, t * in_features, in_features, matrix.words_per_row)
         matvec_into(acc, t * out_features, not_u, matrix)
     return acc

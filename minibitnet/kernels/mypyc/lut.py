@@ -9,7 +9,8 @@ groups") stores each run of five weights of a row as one base-3 code in a byte, 
 Per input vector the kernel first builds, for every group g, the table of all 243 partial sums
 ``table[243 g + code] = sum_k (trit_k(code) - 1) * x[5g + k]``; then each row's product is one
 table read per five weights: no multiplication and no branch in the inner loop. The table is
-built once per call and read by every row, which is why this kernel suits tall matrices.
+built once per vector and read by every row, which is why this kernel suits tall matrices; its
+memory belongs to the matrix (allocated once, at load) and is rewritten for every vector.
 
 Exact: every entry is at most 5 * 128 = 640 in magnitude, so the table is i16 (half the cache
 footprint of i32, measurably faster: for in = 6912 it is 672 KB and must stay in L2), and a row
@@ -38,12 +39,15 @@ class LutMatrix:
 
     words: out * words_per_row i64 words, row-major; byte k (bits 8k .. 8k+7) of word j of a
            row is the code of group 8j + k (see ``packing.pack_base3_groups``)
+    table: 8 * words_per_row * 243 i16, room for one vector's table (:func:`fill_table`),
+           allocated here once and rewritten by every call of :func:`ternary_matmul`
     """
 
     out_features: i64
     in_features: i64
     words_per_row: i64
     words: vec[i64]
+    table: vec[i16]
 
     def __init__(self, out_features: i64, in_features: i64, words_per_row: i64,
                  words: vec[i64]) -> None:
@@ -55,6 +59,7 @@ class LutMatrix:
         self.in_features = in_features
         self.words_per_row = words_per_row
         self.words = words
+        self.table = vec[i16]([0] * (words_per_row * GROUPS_PER_WORD * TABLE_SIZE))
 
 
 def activation(x_q: bytes, index: i64) -> i64:
@@ -62,15 +67,15 @@ def activation(x_q: bytes, index: i64) -> i64:
     return (i64(x_q[index]) ^ 128) - 128  # 0..127 stay, 128..255 become -128..-1
 
 
-def build_table(x_q: bytes, start: i64, in_features: i64, groups: i64) -> vec[i16]:
+def fill_table(table: vec[i16], x_q: bytes, start: i64, in_features: i64, groups: i64) -> None:
     """All partial sums of each group of five activations against every ternary pattern.
 
     x_q:     bytes of int8 activations; this vector is x_q[start : start + in_features]
     groups:  number of groups to cover (a multiple of 8); columns past in_features count as 0
-    returns: groups * 243 i16, entry 243 g + code = sum_k (trit_k(code) - 1) * x[5g + k],
-             each at most 5 * 128 = 640 in magnitude
+    table:   at least groups * 243 i16; entries 0 .. groups * 243 - 1 are all overwritten:
+             entry 243 g + code = sum_k (trit_k(code) - 1) * x[5g + k], each at most
+             5 * 128 = 640 in magnitude
     """
-    table = vec[i16]([0] * (groups * TABLE_SIZE))
     index: i64 = 0
     for g in range(groups):
         column = g * WEIGHTS_PER_GROUP
@@ -117,6 +122,13 @@ def build_table(x_q: bytes, start: i64, in_features: i64, groups: i64) -> vec[i1
                 d3 += 1
             s4 += x4
             d4 += 1
+
+
+def build_table(x_q: bytes, start: i64, in_features: i64, groups: i64) -> vec[i16]:
+    """:func:`fill_table` into a new table of groups * 243 i16, to look at one (the kernel
+    reuses its matrix's table instead)."""
+    table = vec[i16]([0] * (groups * TABLE_SIZE))
+    fill_table(table, x_q, start, in_features, groups)
     return table
 
 
@@ -177,9 +189,15 @@ def ternary_matmul(x_q: bytes, num_tokens: i64, matrix: LutMatrix) -> vec[i32]:
     if len(x_q) != num_tokens * in_features:
         raise ValueError(f"x_q has {len(x_q)} bytes, expected {num_tokens} * {in_features}")
     out_features = matrix.out_features
+    # a new result for every call (the caller keeps it); a vec of [0] * n is one zeroed block
+    # in compiled code (20 us for 336,000 entries; an append per entry costs 10 ns)
     acc = vec[i32]([0] * (num_tokens * out_features))
     groups = matrix.words_per_row * GROUPS_PER_WORD
+    # subtle: the table is the matrix's, so two calls on one matrix at once would share it.
+    # Compiled mypyc code holds the GIL for a whole call, so threads take turns; the interpreted
+    # kernels (MINIBITNET_INTERPRETED=1, for a debugger) must not share a matrix between threads.
+    table = matrix.table
     for t in range(num_tokens):
-        table = build_table(x_q, t * in_features, in_features, groups)
+        fill_table(table, x_q, t * in_features, in_features, groups)
         matvec_into(acc, t * out_features, table, matrix)
     return acc

@@ -2,7 +2,10 @@
 
 ``ALL_KERNELS`` holds the reference, each registered fast backend as installed (compiled when the
 package was built with mypyc), and, when it is compiled, the same kernels run from their .py
-sources in this process, so one test run checks both forms.
+sources in this process, so one test run checks both forms. "fast" here is the mypyc one (LUT and
+dense); the numba kernel, the "fast" of an installation with numba, is there when numba is, on
+one thread and on every core (its plain-Python form, NUMBA_DISABLE_JIT=1, needs a fresh
+process: tests/kernels/test_numba.py).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from minibitnet.kernels import mypyc as fast
+from minibitnet.kernels.numba_kernel import NumbaKernel, numba_missing
 from minibitnet.kernels.registry import BitplaneKernel, DenseKernel, FastKernel, LutKernel
 from minibitnet.core.bitlinear import ReferenceKernel, TernaryKernel
 
@@ -30,6 +34,11 @@ def _cases() -> list[KernelCase]:
         KernelCase("fast:bitplane", BitplaneKernel(), installed_interpreted),
         KernelCase("fast:dense", DenseKernel(), False),
     ]
+    if numba_missing() is None:
+        cases += [
+            KernelCase("fast:numba[1 thread]", NumbaKernel(threads=1), False),
+            KernelCase("fast:numba", NumbaKernel(), False),  # every core this process may use
+        ]
     if fast.is_compiled():
         cases += [
             KernelCase("fast:lut[py]", LutKernel(fast.interpreted_module("lut")), True),
