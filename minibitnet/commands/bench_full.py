@@ -23,17 +23,19 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import ArgumentError
+from ..tools.bitnet_cpp import TIMING_NOTE, find_llama_bench, measure_bitnet_cpp
 from ..tools.full_bench import format_model_report, measure_model, peak_rss_mb
 from ..formats.locate import resolve_model
 from ..tools.progress import ProgressBar, note
 from ..tools.shapes import SHAPES, count_parameters, get_shape
 from ..tools.synthetic import checkpoint_bytes
-from ..tools.wording import milliseconds, significant
+from ..tools.wording import milliseconds, plural, significant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "same checkpoint (dev extra; slow: use --transformers-tokens)")
     group.add_argument("--transformers-tokens", type=int, default=3, metavar="N",
                        help="decode steps for --transformers (default: 3)")
+    group.add_argument("--bitnet-cpp", metavar="DIR",
+                       help="with --full: then time bitnet.cpp's llama-bench (its build folder, "
+                            "e.g. bitnet-cpp/build/bin) on the same model, threads and lengths, "
+                            "and print both side by side (the model is converted to GGUF I2_S "
+                            "first, in a temporary folder)")
     group.add_argument("--sizes", metavar="LIST",
                        help="comma-separated shapes for the scaling table, e.g. "
                             "125M,350M,1.5B,3.3B,7B,13B (each measured with --full in its own "
@@ -101,10 +108,31 @@ def transformers_decode(model_dir: Path, prompt_tokens: int, new_tokens: int) ->
             "transformers_threads": torch.get_num_threads()}
 
 
+def bitnet_cpp_side_by_side(build: str, model_dir: Path, result: dict[str, Any]
+                            ) -> dict[str, Any]:
+    """bitnet.cpp on the same model, threads, prompt and decode lengths as ``result``."""
+    find_llama_bench(build)  # a wrong folder fails before the conversion
+    with tempfile.TemporaryDirectory(prefix="minibitnet-bitnet-cpp-") as folder:
+        note(f"bench: bitnet.cpp: converting {model_dir} to GGUF I2_S, then llama-bench with "
+             f"{plural(result['threads'], 'thread')}")
+        run = measure_bitnet_cpp(build, model_dir, Path(folder), result["threads"],
+                                 result["prompt_tokens"], result["new_tokens"])
+    return {"bitnet_cpp_prefill_tokens_per_s": run.prefill_tokens_per_s,
+            "bitnet_cpp_decode_tokens_per_s": run.decode_tokens_per_s,
+            "bitnet_cpp_peak_rss_mb": run.peak_rss_mb,
+            "bitnet_cpp_timing_equivalent": run.timing_equivalent}
+
+
 def run_full(args: argparse.Namespace) -> dict[str, Any]:
     model_dir = resolve_model(args.model)
+    if args.bitnet_cpp is not None:
+        find_llama_bench(args.bitnet_cpp)  # before minutes of measuring
     result = measure_model(model_dir, args.backend, args.prompt_tokens, args.new_tokens,
-                           args.repeats, head_storages=args.head_storages)
+                           args.repeats, head_storages=args.head_storages,
+                           threads=args.threads)
+    if args.bitnet_cpp is not None:
+        gc.collect()
+        result.update(bitnet_cpp_side_by_side(args.bitnet_cpp, model_dir, result))
     if args.transformers:
         gc.collect()  # the measured model is gone; its peak RSS is already recorded
         result.update(transformers_decode(model_dir, args.prompt_tokens,
@@ -115,8 +143,28 @@ def run_full(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def format_side_by_side(result: dict[str, Any]) -> str:
+    """minibitnet and bitnet.cpp in one table, with the ratio of their rates."""
+    rows = [("minibitnet " + result["backend"], result["prefill_tokens_per_s"],
+             result["decode_tokens_per_s"], result["peak_rss_mb"]),
+            ("bitnet.cpp v1 I2_S", result["bitnet_cpp_prefill_tokens_per_s"],
+             result["bitnet_cpp_decode_tokens_per_s"], result["bitnet_cpp_peak_rss_mb"])]
+    lines = [f"{'threads':>7s}  {'system':24s} {'prefill tok/s':>13s} {'decode tok/s':>12s} "
+             f"{'peak RSS MB':>11s}"]
+    for system, prefill, decode, rss in rows:
+        lines.append(f"{result['threads']:7d}  {system:24s} {prefill:13.1f} {decode:12.2f} "
+                     f"{rss:11.0f}")
+    lines.append(f"{'':7s}  {'ratio minibitnet/bitnet.cpp':24s} "
+                 f"{rows[0][1] / rows[1][1]:12.2f}x {rows[0][2] / rows[1][2]:11.2f}x")
+    if result["bitnet_cpp_timing_equivalent"]:
+        lines.append(f"note: {TIMING_NOTE}")
+    return "\n".join(lines)
+
+
 def format_full(result: dict[str, Any]) -> str:
     text = format_model_report(result)
+    if "bitnet_cpp_decode_tokens_per_s" in result:
+        text += "\n" + format_side_by_side(result)
     if "transformers_decode_tokens_per_s" in result:
         text += (f"\ntransformers BitNetForCausalLM ({result['transformers_threads']} threads): "
                  f"{result['transformers_decode_tokens_per_s']:.3f} tokens/s decode "
@@ -155,7 +203,7 @@ def _measure_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
         command = [sys.executable, "-m", "minibitnet.cli", "bench", "--model", str(folder),
                    "--full", "--json", "--backend", args.backend, "--prompt-tokens",
                    str(args.prompt_tokens), "--new-tokens", str(args.new_tokens), "--repeats",
-                   str(args.repeats)]
+                   str(args.repeats), *(["--threads", str(args.threads)] if args.threads else [])]
         child = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
         result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
     finally:

@@ -27,6 +27,7 @@ from ..formats.checkpoint import load_weights
 from ..config import load_config
 from ..core.head import STORAGES, OutputHead
 from ..core.model import Model
+from ..kernels.registry import available_cores
 from ..loader import build_model
 from .progress import note
 from .shapes import count_parameters
@@ -75,7 +76,8 @@ def weight_bytes_per_token(model: Model) -> float:
     return float(ternary * bits / 8 + head_bytes)
 
 
-def measure_load(model_dir: Path, backend: str) -> tuple[Model, dict[str, float]]:
+def measure_load(model_dir: Path, backend: str,
+                 threads: int | None = None) -> tuple[Model, dict[str, float]]:
     """Load a model, timing the two halves: opening and checking the checkpoint (header, shapes,
     the scan of every packed byte for code 3) and building the model (each kernel's weight
     format, the output head)."""
@@ -83,7 +85,7 @@ def measure_load(model_dir: Path, backend: str) -> tuple[Model, dict[str, float]
     config = load_config(model_dir)
     weights = load_weights(model_dir, config)
     opened = time.perf_counter()
-    model = build_model(config, weights, backend)
+    model = build_model(config, weights, backend, threads)
     built = time.perf_counter()
     return model, {"load_s": built - start, "open_and_check_s": opened - start,
                    "prepare_s": built - opened}
@@ -147,16 +149,18 @@ def measure_head_storages(model: Model, repeats: int) -> dict[str, float]:
 
 
 def measure_model(model_dir: Path, backend: str, prompt_tokens: int, new_tokens: int,
-                  repeats: int, head_storages: bool = False) -> dict[str, Any]:
+                  repeats: int, head_storages: bool = False,
+                  threads: int | None = None) -> dict[str, Any]:
     """Every whole-model figure of one backend on one model folder, as a flat dict.
 
     Keys include load_s, prefill_tokens_per_s, decode_tokens_per_s, peak_rss_mb,
     decode_parts_ms (PARTS), copy_bandwidth_gb_s, weight_bytes_per_token and
     bandwidth_bound_ms (the fastest a decode step could be at that bandwidth).
     """
-    note(f"bench: loading {model_dir} with backend {backend}")
-    model, load = measure_load(model_dir, backend)
-    result: dict[str, Any] = {"model": str(model_dir), "backend": backend,
+    threads = threads if threads is not None else available_cores()
+    note(f"bench: loading {model_dir} with backend {backend} on {plural(threads, 'thread')}")
+    model, load = measure_load(model_dir, backend, threads)
+    result: dict[str, Any] = {"model": str(model_dir), "backend": backend, "threads": threads,
                               "parameters": count_parameters(model.config)["total"], **load,
                               "head_storage": model.head.storage,
                               "rss_after_load_mb": peak_rss_mb()}
@@ -188,7 +192,7 @@ def format_model_report(result: dict[str, Any]) -> str:
     total = sum(parts.values())
     lines = [
         f"model:   {result['model']} ({_count(result['parameters'])} parameters), "
-        f"backend {result['backend']}",
+        f"backend {result['backend']} on {plural(result['threads'], 'thread')}",
         f"load:    {significant(result['load_s'])} s (open and check "
         f"{significant(result['open_and_check_s'])} s, kernel formats and head "
         f"{significant(result['prepare_s'])} s)",

@@ -3,7 +3,6 @@ the GGUF file written for it, and reading what llama-bench prints (a stand-in sc
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -12,12 +11,11 @@ import pytest
 from minibitnet.errors import ArgumentError
 from minibitnet.formats.detect import read_model
 from minibitnet.formats.gguf.container import GGUFFile
-from minibitnet.tokenizer.synthetic import synthetic_vocab, tokenizer_json
 from minibitnet.tools.bitnet_cpp import (
     TIMING_NOTE, find_llama_bench, run_llama_bench, write_timing_gguf,
 )
 from minibitnet.tools.synthetic import tiny_config, write_checkpoint
-from minibitnet_testing.gguf_cases import BASE
+from minibitnet_testing.gguf_cases import BASE, gguf_model_with_tokenizer
 from minibitnet_testing.weight_checks import assert_same_weights
 
 # what llama-bench -o json prints for -p 64 -n 16: one object per test
@@ -36,14 +34,6 @@ def fake_llama_bench(folder: Path, body: str) -> Path:
     return program
 
 
-def model_with_tokenizer(folder: Path, **changes) -> Path:
-    spec = tokenizer_json(synthetic_vocab(300))  # 300 tokens + 256 specials
-    config = tiny_config(**{**BASE, "vocab_size": 556, **changes})
-    write_checkpoint(folder, config, seed=5)
-    (folder / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
-    return folder
-
-
 def test_llama_bench_is_found_in_a_build_folder(tmp_path):
     program = fake_llama_bench(tmp_path, "")
     for given in (tmp_path, tmp_path / "build", tmp_path / "build" / "bin", program):
@@ -56,7 +46,7 @@ def test_a_folder_without_llama_bench_is_one_line(tmp_path):
 
 
 def test_a_bitnet_b158_model_is_written_under_bitnet_with_the_same_tensors(tmp_path):
-    source = model_with_tokenizer(tmp_path / "model")
+    source = gguf_model_with_tokenizer(tmp_path / "model")
     gguf = tmp_path / "out" / "ggml-model-i2_s.gguf"
     gguf.parent.mkdir()
     assert write_timing_gguf(gguf, source) is True  # only timing-equivalent: see TIMING_NOTE
@@ -72,7 +62,7 @@ def test_a_bitnet_b158_model_is_written_under_bitnet_with_the_same_tensors(tmp_p
 
 
 def test_a_silu_model_keeps_its_own_architecture(tmp_path):
-    source = model_with_tokenizer(tmp_path / "model", hidden_act="silu")
+    source = gguf_model_with_tokenizer(tmp_path / "model", hidden_act="silu")
     gguf = tmp_path / "ggml-model-i2_s.gguf"
     assert write_timing_gguf(gguf, source) is False
     assert GGUFFile(gguf).metadata["general.architecture"] == "bitnet"

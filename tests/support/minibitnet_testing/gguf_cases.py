@@ -5,10 +5,12 @@ family_builders' shapes are not.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from minibitnet.config import ModelConfig
 from minibitnet.families import LLAMA_BITNET, ONEBITLLM
+from minibitnet.tokenizer.synthetic import synthetic_vocab, tokenizer_json
 from minibitnet.tools.synthetic import tiny_config, write_checkpoint
 from minibitnet_testing.family_builders import write_float_checkpoint
 
@@ -37,3 +39,13 @@ def build_source(folder: Path, config: ModelConfig, stored: str, seed: int = 3) 
     if stored == "packed":
         return write_checkpoint(folder, config, seed=seed)
     return write_float_checkpoint(folder, config, stored, seed=seed)
+
+
+def gguf_model_with_tokenizer(folder: Path, **changes: object) -> Path:
+    """A packed bitnet-b1.58 model of GGUF-sized shapes (BASE) with a LLaMA-3-style tokenizer of
+    300 tokens + 256 specials, which bitnet.cpp needs to load a file."""
+    spec = tokenizer_json(synthetic_vocab(300))
+    config = tiny_config(**{**BASE, "vocab_size": 556, **changes})
+    write_checkpoint(folder, config, seed=5)
+    (folder / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    return folder
