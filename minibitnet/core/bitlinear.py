@@ -50,7 +50,12 @@ def ternary_matmul(x_q: np.ndarray, w_ternary: np.ndarray) -> np.ndarray:
 
 
 class TernaryKernel(Protocol):
-    """What a backend provides: a weight format prepared once, and the integer product."""
+    """What a backend provides: a weight format prepared once, and the integer product.
+
+    A kernel whose ``prepare`` returns the packed array itself, reading the checkpoint's bytes
+    on every call, says so with a class attribute ``reads_packed = True``: the model then leaves
+    those pages of the memory map resident (see ``Model``'s ``after_read``).
+    """
 
     name: str
 

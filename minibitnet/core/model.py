@@ -86,9 +86,12 @@ class Model:
         self.backend = kernel.name
         self.embed_tokens = weights.embed_tokens  # (V, D) bf16 bits (or float), memory-mapped
         self.blocks = []
+        # subtle: a kernel that multiplies the packed bytes where they lie reads them on every
+        # call; dropping their pages would fault the whole checkpoint back in on every token
+        packed_read_once = not getattr(kernel, "reads_packed", False)
         for layer in weights.layers:
             self.blocks.append(Block(config, layer, kernel))
-            if after_read is not None:  # its packed bytes were read once, just now
+            if after_read is not None and packed_read_once:  # read once, just now
                 for weight in layer.projections():
                     after_read(weight.packed)
         self.norm = weights.norm  # (D,)

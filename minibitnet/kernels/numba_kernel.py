@@ -60,6 +60,8 @@ def _import_kernels() -> tuple[ModuleType, ModuleType]:
 class NumbaKernel:
     """Multiply the checkpoint's packed bytes directly, rows spread over ``threads`` cores."""
 
+    reads_packed = True  # prepare keeps the memory-mapped bytes: their pages must stay resident
+
     def __init__(self, threads: int | None = None, name: str = "fast:numba") -> None:
         """threads: at most numba's NUMBA_NUM_THREADS; None: the cores this process may use."""
         self.name = name

@@ -7,6 +7,11 @@ import minibitnet
 from minibitnet.core.attention import grouped_query_attention
 from minibitnet.errors import ArgumentError, ContextLengthError
 from minibitnet.core.rope import apply_rope, rope_tables
+from minibitnet.core.bitlinear import ReferenceKernel
+from minibitnet.core.model import Model
+from minibitnet.formats.detect import read_model
+from minibitnet.tools.shapes import SHAPES
+from minibitnet.tools.synthetic import write_checkpoint
 from minibitnet_testing.builders import build_checkpoint
 
 
@@ -98,3 +103,23 @@ def test_grouped_query_attention_equals_repeated_heads():
     probs /= probs.sum(-1, keepdims=True)
     expected = (probs @ v_rep).transpose(1, 0, 2).reshape(4, 48)
     np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+class _PackedReadingKernel(ReferenceKernel):
+    """The reference product, declared as reading the packed bytes on every call."""
+
+    reads_packed = True
+
+
+def test_after_read_gets_each_packed_weight_once_unless_the_kernel_keeps_reading_it(tmp_path):
+    config, weights, _ = read_model(write_checkpoint(tmp_path, SHAPES["tiny"], seed=1))
+    packed = [w.packed for layer in weights.layers for w in layer.projections()]
+
+    def handed_over(kernel):
+        seen = []
+        Model(config, weights, kernel, after_read=seen.append)
+        return [a for a in seen if any(a is p for p in packed)]
+
+    once = handed_over(ReferenceKernel())
+    assert len(once) == len(packed) and all(any(a is p for a in once) for p in packed)
+    assert handed_over(_PackedReadingKernel()) == []  # its pages must stay resident
