@@ -30,7 +30,32 @@ def build_model(config: ModelConfig, weights: Weights, backend: str = "fast",
     format, the head's table into float32) are dropped from resident memory as it goes
     (pages.py): the data stays on disk, and a 2B4T model is not held twice.
     """
-    return Model(config, weights, get_backend(backend, threads), after_read=release_pages)
+    kernel = get_backend(backend, threads)
+    share_cores_with_blas(kernel, threads)
+    return Model(config, weights, kernel, after_read=release_pages)
+
+
+def share_cores_with_blas(kernel: object, threads: int | None) -> None:
+    """Limit NumPy's BLAS (the head; dense prefill) so that it and the kernel do not fight over
+    the cores; process-wide, through threadpoolctl (installed with the numba extra).
+
+    A kernel that runs its own threads (``kernel.threads``, the numba kernel) gets the cores to
+    itself and BLAS runs on the calling thread. subtle: OpenBLAS's threads spin for a while after
+    each call, so with both on two cores a 2B4T decode step measured 140-170 ms with BLAS on
+    two threads and 115 ms with BLAS on one (docs/benchmarks.md). Otherwise an explicit
+    ``threads`` (``-t``) caps BLAS too; None leaves it as NumPy started it.
+    """
+    if getattr(kernel, "threads", None) is not None:
+        limit = 1
+    elif threads is not None:
+        limit = threads
+    else:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # without it BLAS keeps its threads (OPENBLAS_NUM_THREADS still works)
+        return
+    threadpool_limits(limits=limit, user_api="blas")
 
 
 def load(path: str | Path | None = None, backend: str = "fast",
