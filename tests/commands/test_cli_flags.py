@@ -18,6 +18,7 @@ from minibitnet.cli import build_parser, main
 from minibitnet.train.loop import CHECKPOINT_FILE, load_checkpoint
 from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer, syllable_text
 from minibitnet_testing import TEST_DATA
+from minibitnet_testing.cli import usage_error
 
 ROOT = Path(__file__).parents[2]
 CORPUS = TEST_DATA / "sonnets_excerpt.txt"
@@ -27,16 +28,6 @@ CORPUS = TEST_DATA / "sonnets_excerpt.txt"
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_model_with_tokenizer(tmp_path_factory.mktemp("model"), seed=4,
                                       max_position_embeddings=64)
-
-
-def usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """The one stderr line of a command line argparse rejects (exit code 2)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2
-    assert len(err.strip().splitlines()) == 1, err
-    return err
 
 
 # ---- --version ----

@@ -12,19 +12,10 @@ import minibitnet
 from minibitnet.cli import build_parser, main
 from minibitnet.errors import ArgumentError
 from minibitnet.kernels.registry import available_cores
+from minibitnet_testing.cli import usage_error
 
 # each command with the arguments it requires, so that only --threads can be wrong
 COMMANDS = [["generate", "-p", "x"], ["chat"], ["eval", "-f", "x"], ["bench"]]
-
-
-def usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """The one stderr line of a command line argparse rejects (exit code 2)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2
-    assert len(err.strip().splitlines()) == 1, err
-    return err
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda command: command[0])
