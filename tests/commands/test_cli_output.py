@@ -61,8 +61,8 @@ def test_bench_with_one_repeat_says_one(tmp_path: Path, capsys: pytest.CaptureFi
 
 def full_result(bound_ms: float, decode_ms: float) -> dict[str, object]:
     """A --full result as measure_model returns it, with chosen figures."""
-    return {"model": "m", "parameters": 78_464, "backend": "reference", "load_s": 0.01,
-            "open_and_check_s": 0.005, "prepare_s": 0.005, "prompt_tokens": 1, "prefill_s": 0.002,
+    return {"model": "m", "parameters": 78_464, "backend": "reference", "threads": 1,
+            "load_s": 0.01, "open_and_check_s": 0.005, "prepare_s": 0.005, "prompt_tokens": 1, "prefill_s": 0.002,
             "prefill_tokens_per_s": 500.0, "new_tokens": 1, "repeats": 1,
             "decode_ms_per_token": decode_ms, "decode_tokens_per_s": 1e3 / decode_ms,
             "peak_rss_mb": 80.0, "rss_after_load_mb": 79.0, "copy_bandwidth_gb_s": 10.0,
