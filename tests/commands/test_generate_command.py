@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer
 
 import minibitnet
+from minibitnet.kernels.numba_kernel import numba_missing
 from minibitnet.tokenizer import load as load_tokenizer
 
 
@@ -134,28 +136,52 @@ def test_help_lists_the_flags() -> None:
         assert flag in result.stdout
 
 
-def test_ctrl_c_keeps_the_text_and_exits_cleanly(tmp_path: Path) -> None:
-    import signal
-
-    build_model_with_tokenizer(tmp_path, seed=4, max_position_embeddings=4096)
+def ctrl_c_once_generating(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """Run ``minibitnet generate ARGS``, press Ctrl-C (SIGINT) as soon as the first generated
+    text arrives, and wait at most 60 s for the process to end: (exit code, stdout, stderr)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "minibitnet.cli", "generate", "-m", str(tmp_path), "-p", "x",
-         "-n", "4000", "--temp", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        cwd="/", env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
-    assert process.stdout is not None
-    # the command flushes each token's text as it comes: once a byte arrives, it is generating
-    first = os.read(process.stdout.fileno(), 4096)
-    assert first, "the command ended before printing any text"
-    process.send_signal(signal.SIGINT)
-    rest, stderr_bytes = process.communicate(timeout=60)
-    stdout, stderr = (first + rest).decode(), stderr_bytes.decode()
-    assert process.returncode == 130, stderr
+        [sys.executable, "-m", "minibitnet.cli", "generate", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, cwd=cwd, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    try:
+        assert process.stdout is not None
+        # the command flushes each token's text as it comes: once a byte arrives, it is generating
+        first = os.read(process.stdout.fileno(), 4096)
+        assert first, "the command ended before printing any text"
+        process.send_signal(signal.SIGINT)
+        rest, stderr_bytes = process.communicate(timeout=60)  # a stuck thread fails here
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, (first + rest).decode(), stderr_bytes.decode()
+
+
+def test_ctrl_c_keeps_the_text_and_exits_cleanly(tmp_path: Path) -> None:
+    build_model_with_tokenizer(tmp_path, seed=4, max_position_embeddings=4096)
+    returncode, stdout, stderr = ctrl_c_once_generating("-m", str(tmp_path), "-p", "x",
+                                                        "-n", "4000", "--temp", "0", cwd=Path("/"))
+    assert returncode == 130, stderr
     assert "minibitnet: interrupted" in stderr
     assert "Traceback" not in stderr
     counted = re.search(r"(\d+) new tokens?;", stderr)  # the summary; "1 new token" is possible
     assert counted, stderr
     assert 0 < int(counted.group(1)) < 4000
     assert stdout.endswith("\n")
+
+
+@pytest.mark.skipif(numba_missing() is not None, reason="fast:numba needs numba (the numba extra)")
+def test_ctrl_c_during_a_threaded_decode_exits_cleanly(tmp_path: Path) -> None:
+    """numba's threads run each kernel call without the GIL; the KeyboardInterrupt comes between
+    two calls, in the main thread, and ends the command as on one thread: no thread is left."""
+    # a 4096-position context, so that the run cannot end by itself before the signal arrives
+    build_model_with_tokenizer(tmp_path, seed=4, max_position_embeddings=4096)
+    returncode, stdout, stderr = ctrl_c_once_generating(
+        "-m", str(tmp_path), "--backend", "fast:numba", "-t", "2", "--quiet", "-p", "x", "-n",
+        "4000", "--temp", "0", cwd=Path("/"))
+    assert returncode == 130, stderr
+    assert stderr.splitlines()[-1:] == ["minibitnet: interrupted"], stderr
+    assert "Traceback" not in stderr
+    assert stdout.strip()
 
 
 def test_prompt_longer_than_the_context(model_dir: Path) -> None:
