@@ -23,7 +23,7 @@ from ..core.model import Model
 from ..tokenizer.tokenizer import Tokenizer
 from ..tokenizer.tokenizer import load as load_tokenizer
 from ..tools.progress import note
-from ..tools.wording import plural
+from ..tools.wording import plural, significant
 from .seeds import RANDOM_SEED, resolve_seed, seed_value
 
 
@@ -105,7 +105,7 @@ def load_model(args: argparse.Namespace) -> tuple[Model, Tokenizer]:
                              f"but config.json has vocab_size {model.config.vocab_size}; "
                              "expected at most that many")
     c = model.config
-    note(f"loaded in {time.perf_counter() - started:.1f} s: "
+    note(f"loaded in {significant(time.perf_counter() - started)} s: "
          f"{plural(c.num_hidden_layers, 'layer')}, hidden {c.hidden_size}, vocab "
          f"{c.vocab_size}, context {c.max_position_embeddings}", quiet=args.quiet)
     return model, tokenizer
