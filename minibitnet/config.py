@@ -191,13 +191,52 @@ def _get_int(raw: dict[str, Any], key: str, source: str, *, minimum: int = 1) ->
     return value
 
 
+# Finite and positive is not enough where the maths needs a range: the range of each float
+# field, as (above, at most, why), so that a value no real model uses is refused at load, naming
+# its field, instead of surfacing later as a NaN blamed on the weights.
+FLOAT_RANGES: dict[str, tuple[float, float, str]] = {
+    # added to a float32 mean square: smaller vanishes in float32, and a zero row divides by 0
+    "rms_norm_eps": (1e-30, 1.0, "an epsilon added to a float32 mean square"),
+    # pair i turns at theta**(-2i/Hd) radians per position: theta <= 1 reverses the order of
+    # the frequencies, and beyond 1e15 the slow pairs underflow float32 (published: 1e4 to 1e7)
+    "rope_theta": (1.0, 1e15, "the RoPE base"),
+    # llama3 scaling divides the slow frequencies by factor (published: 8 to 64)
+    "factor": (0.0, 1e4, "llama3 RoPE scaling"),
+    "low_freq_factor": (0.0, 1e4, "llama3 RoPE scaling"),
+    "high_freq_factor": (0.0, 1e4, "llama3 RoPE scaling"),
+}
+
+
+def check_float_range(key: str, value: float, source: str) -> float:
+    """``value`` when it lies in ``FLOAT_RANGES[key]``, else a ConfigError naming ``key``.
+
+    source: the file the value came from, for the message (config.json or a GGUF file)
+    """
+    above, at_most, what = FLOAT_RANGES[key]
+    if not above < value <= at_most:
+        raise _fail(source, f"'{key}' is {value:g}, expected a number above {above:g} and at "
+                            f"most {at_most:g} ({what})")
+    return value
+
+
 def _get_float(raw: dict[str, Any], key: str, default: float, source: str) -> float:
     value = raw.get(key, default)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not _finite(value):
         raise _fail(source, f"'{key}' is {_show(value)}, expected a finite number")
     if value <= 0:
         raise _fail(source, f"'{key}' is {_show(value)}, expected a positive number")
+    if key in FLOAT_RANGES:
+        check_float_range(key, float(value), source)
     return float(value)
+
+
+def _finite(value: int | float) -> bool:
+    """math.isfinite, but an integer beyond float's range (JSON allows 1 followed by 400
+    zeros) is infinite here instead of an OverflowError."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _get_token_id(raw: dict[str, Any], key: str, vocab_size: int, source: str) -> list[int]:

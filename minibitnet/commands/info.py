@@ -9,6 +9,7 @@ from pathlib import Path
 from ..kernels.registry import available_backends
 from ..formats.checkpoint import MASTERS, WEIGHTS_FILE
 from ..config import ModelConfig
+from ..errors import one_line
 from ..families import FAMILIES
 from ..formats.detect import DESCRIPTIONS, GGUF, find_gguf, read_model
 from ..formats.gguf.container import I2_S, GGUFFile
@@ -96,13 +97,16 @@ def _describe_model(model_dir: Path) -> None:
     family = FAMILIES[config.family].description
     if gguf_path is not None:
         parts, tensor_count, architecture = _gguf_parts(gguf_path)
-        description += f", architecture {architecture}"  # bitnet-b1.58, bitnet or llama
+        description += f", architecture {one_line(architecture)}"  # bitnet-b1.58, bitnet or llama
         # the family's line says how its checkpoints store weights (1bitLLM: fp16 latents,
         # ternarised on load); every GGUF holds codes quantised offline, whatever the family
         family = f"{ARCHITECTURES[architecture].description}, {GGUF_WEIGHTS}"
     else:
         parts, tensor_count = _safetensors_parts(model_dir, layout)
-    print(f"model:   {model_dir}" + (f" ({gguf_path.name})" if gguf_path is not None else ""))
+    # names and values read from the folder are untrusted text: escaped, so that an escape
+    # sequence in a config value cannot drive the terminal, and a lone surrogate still prints
+    shown_name = f" ({one_line(gguf_path.name)})" if gguf_path is not None else ""
+    print(f"model:   {one_line(str(model_dir))}{shown_name}")
     print(f"format:  {layout}: {description} "
           f"({'tied' if config.tie_word_embeddings else 'untied'} head), "
           f"{plural(tensor_count, 'tensor')}")
@@ -123,7 +127,7 @@ def _print_config(config: ModelConfig) -> None:
     print("config:")
     for key, value in config.to_json_dict().items():
         if key not in ("architectures", "quantization_config"):
-            print(f"  {key:26s} {value}")
+            print(f"  {one_line(key):26s} {one_line(str(value))}")
 
 
 def _print_parts(parts: dict[str, tuple[int, int]]) -> None:

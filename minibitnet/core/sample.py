@@ -57,7 +57,13 @@ def next_token_probs(logits: np.ndarray, temperature: float, top_k: int | None,
     returns: (V,) float64 probabilities summing to 1, zero outside the top-k / top-p set
              (each set holds every token tied with the least likely one in it)
     """
-    scaled = logits.astype(np.float64) / temperature  # (V,)
+    wide = logits.astype(np.float64)  # (V,)
+    with np.errstate(over="ignore"):  # -inf is a probability of 0, as meant
+        scaled = wide / temperature  # (V,)
+        if not np.isfinite(scaled.max()):
+            # a temperature so small (1e-320) that logits / t overflow: shift first, so the
+            # largest logit scales to exactly 0 and the others to -inf at worst; greedy, in effect
+            scaled = (wide - wide.max()) / temperature
     if top_k is not None and top_k < scaled.size:
         kth_largest = np.partition(scaled, -top_k)[-top_k]
         scaled = np.where(scaled >= kth_largest, scaled, -np.inf)

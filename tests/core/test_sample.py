@@ -50,3 +50,17 @@ def test_top_p_keeps_a_tie_at_its_edge_whole() -> None:
     draws = [sample_next_token(logits, 1.0, None, 0.6, np.random.default_rng(seed))
              for seed in range(200)]
     assert set(draws) == {0, 1, 2}
+
+
+@given(arrays(np.float32, st.integers(2, 50), elements=st.floats(-30, 30, width=32)),
+       st.sampled_from([1e-320, 5e-324, 1e-300, 1e-40]))
+def test_a_vanishing_temperature_is_greedy_without_overflow(logits: np.ndarray,
+                                                            temperature: float) -> None:
+    """logits / 1e-320 overflow float64; the distribution must still be the greedy limit (all
+    the mass on the largest logits), never NaN, and warn about nothing."""
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow is a 0
+        probs = next_token_probs(logits, temperature, top_k=None, top_p=None)
+    largest = logits == logits.max()
+    assert np.isfinite(probs).all()
+    assert probs[~largest].sum() == 0.0
+    assert abs(probs.sum() - 1.0) < 1e-12
