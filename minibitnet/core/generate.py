@@ -21,7 +21,7 @@ import numpy as np
 from ..config import ModelConfig
 from ..errors import ArgumentError, ContextLengthError
 from .kv_cache import KVCache
-from .sample import check_sampling_args, is_integer, sample_next_token
+from .sample import check_sampling_args, is_integer, sample_next_token, suppress_ids
 
 
 class Forward(Protocol):
@@ -45,12 +45,15 @@ def stream_tokens(
     seed: int | None = None,
     stop_ids: Sequence[int] | None = None,
     cache: KVCache | None = None,
+    suppressed: np.ndarray | None = None,
 ) -> Iterator[int]:
     """Yield new token ids one at a time.
 
-    ids:      the prompt; with a ``cache``, the tokens that follow what the cache already holds
-    stop_ids: None means the config's eos ids; a stop token is yielded, then generation ends
-    cache:    reuse one across calls to continue a conversation; a fresh one when None
+    ids:        the prompt; with a ``cache``, the tokens that follow what the cache already holds
+    stop_ids:   None means the config's eos ids; a stop token is yielded, then generation ends
+    cache:      reuse one across calls to continue a conversation; a fresh one when None
+    suppressed: (V,) bool, True for ids never to sample (their logits become -inf), e.g. the
+                padding rows of a vocabulary larger than the tokenizer's; None samples any id
     """
     if not is_integer(max_new_tokens) or max_new_tokens < 0:
         raise ArgumentError(f"max_new_tokens is {max_new_tokens!r}, expected an integer >= 0")
@@ -67,10 +70,18 @@ def stream_tokens(
         return
     if not ids:
         raise ArgumentError("prompt is empty; expected at least one token id")
+    vocab_size = model.config.vocab_size
+    suppressed = None if suppressed is None else np.asarray(suppressed, dtype=bool)  # (V,)
+    if suppressed is not None and (suppressed.shape != (vocab_size,) or suppressed.all()):
+        raise ArgumentError(f"suppressed has shape {suppressed.shape} with "
+                            f"{int(suppressed.sum())} ids set, expected ({vocab_size},) with at "
+                            "least one id left to sample")
     stops = set(model.config.eos_token_ids if stop_ids is None else stop_ids)
     rng = np.random.default_rng(seed)
     logits = model.forward(ids, cache)[-1]  # (V,) prefill
     for produced in range(max_new_tokens):
+        if suppressed is not None:
+            logits = suppress_ids(logits, suppressed)  # (V,)
         token = sample_next_token(logits, temperature, top_k, top_p, rng)
         yield token
         if token in stops or produced + 1 == max_new_tokens or cache.length >= limit:

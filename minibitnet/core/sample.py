@@ -82,6 +82,18 @@ def next_token_probs(logits: np.ndarray, temperature: float, top_k: int | None,
     return filtered
 
 
+def suppress_ids(logits: np.ndarray, suppressed: np.ndarray) -> np.ndarray:
+    """``logits`` with the suppressed ids at -inf, so that no way of sampling can pick them
+    (transformers' SuppressTokensLogitsProcessor does the same).
+
+    logits:     (V,) float32
+    suppressed: (V,) bool, True for an id never to sample (e.g. a padding row of the embedding)
+    returns:    (V,) float32, a new array
+    """
+    masked: np.ndarray = np.where(suppressed, np.float32(-np.inf), logits).astype(logits.dtype)
+    return masked
+
+
 def sample_next_token(logits: np.ndarray, temperature: float, top_k: int | None,
                       top_p: float | None, rng: np.random.Generator) -> int:
     """One token id drawn from ``logits`` (V,) float32; greedy when temperature == 0."""

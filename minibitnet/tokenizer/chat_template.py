@@ -14,13 +14,16 @@ template) gives, for a system and a user message::
 It writes no ``<|begin_of_text|>``: the tokenizer's post-processor puts BOS before the text, so
 the prompt's ids start with it (:meth:`minibitnet.tokenizer.Tokenizer.chat_prompt`).
 
+A template is a program from a file that may not be trusted: it runs in Jinja's sandbox with a
+budget of steps, output and work (:mod:`minibitnet.tokenizer.template_budget`), and a template
+over budget is refused with one line naming the file and the budget.
+
 Left out: the ``{% generation %}`` tag of transformers (it marks assistant text for training
 masks), tools and documents (retrieval-augmented prompts).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -28,9 +31,10 @@ from typing import Any
 
 import jinja2
 import jinja2.ext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import ArgumentError, TokenizerError
+from .template_budget import TemplateBudget, TemplateBudgetError
+from .template_sandbox import BudgetedSandbox, render_within
 
 # The chat_template of microsoft/bitnet-b1.58-2B-4T's tokenizer_config.json, verbatim: role
 # capitalised, ": ", the trimmed content, <|eot_id|>; no bos_token (the tokenizer adds BOS).
@@ -46,22 +50,16 @@ def _raise_exception(message: str) -> None:
     raise jinja2.exceptions.TemplateError(message)
 
 
-def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
-            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
-    # as transformers: Jinja's own tojson escapes HTML characters, which templates do not expect
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                      sort_keys=sort_keys)
-
-
 def _strftime_now(format: str) -> str:
     return datetime.now().strftime(format)
 
 
 @lru_cache(maxsize=8)
 def _compile(source: str) -> jinja2.Template:
-    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                                extensions=[jinja2.ext.loopcontrols])
-    environment.filters["tojson"] = _tojson
+    # transformers' environment, with every operation counted (tojson is the budget's own:
+    # transformers' json.dumps, stopped once over budget)
+    environment = BudgetedSandbox(trim_blocks=True, lstrip_blocks=True,
+                                  extensions=[jinja2.ext.loopcontrols])
     environment.globals["raise_exception"] = _raise_exception
     environment.globals["strftime_now"] = _strftime_now
     return environment.from_string(source)
@@ -83,17 +81,25 @@ def check_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
 
 
 def render_chat(source: str, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool,
-                special_tokens: Mapping[str, str], origin: str) -> str:
+                special_tokens: Mapping[str, str], origin: str,
+                budget: TemplateBudget | None = None) -> str:
     """The template ``source`` applied to ``messages``.
 
     special_tokens: template variables such as ``bos_token`` and ``eos_token``
     origin:         the file the template came from, named in errors
+    budget:         the limits of this rendering (and what it used, afterwards); None: the
+                    default for this conversation (TemplateBudget.for_conversation)
     """
     checked = check_messages(messages)
+    if budget is None:
+        budget = TemplateBudget.for_conversation(checked, special_tokens)
+    variables = {**special_tokens, "messages": checked,
+                 "add_generation_prompt": add_generation_prompt}
     try:
-        template = _compile(source)
-        return template.render(messages=checked, add_generation_prompt=add_generation_prompt,
-                               **special_tokens)
+        return render_within(_compile(source), budget, variables)
+    except TemplateBudgetError as exc:
+        raise TokenizerError(f"{origin}: chat_template {exc}; expected a template that renders "
+                             "a conversation within its budgets") from None
     # the template is a program read from a file: whatever it raises (1/0, "a" + 1, a range
     # over the sandbox's limit) is the file's fault, reported as such
     except Exception as exc:
