@@ -124,8 +124,8 @@ def figures_shown(number: str) -> set[str]:
     return names
 
 
-def test_there_are_thirteen_tutorials() -> None:
-    assert [t.name[:2] for t in TUTORIALS] == [f"{n:02d}" for n in range(1, 14)]
+def test_there_are_fifteen_tutorials() -> None:
+    assert [t.name[:2] for t in TUTORIALS] == [f"{n:02d}" for n in range(1, 16)]
 
 
 @pytest.mark.slow

@@ -39,6 +39,8 @@ DRAM_PJ_PER_BYTE = HOROWITZ_45NM_PJ["dram_byte"]
 BITNET_2B4T = ModelConfig(vocab_size=128256, hidden_size=2560, intermediate_size=6912,
                           num_hidden_layers=30, num_attention_heads=20, num_key_value_heads=5,
                           head_dim=128, max_position_embeddings=4096)
+# The position of the priced token: attention reads this many cached keys and values.
+CONTEXT = 512
 
 
 def add_subtract_row(x_q: np.ndarray, w_row: np.ndarray) -> tuple[int, int, int]:
@@ -103,11 +105,12 @@ def main() -> None:
     zero_share = float(np.mean(w_ternary == 0))
     shapes_total = sum(o * i for o, i in [(2560, 2560), (640, 2560), (640, 2560), (2560, 2560),
                                           (6912, 2560), (6912, 2560), (2560, 6912)]) * 30
-    ternary = ternary_cost(BITNET_2B4T, round(shapes_total * (1 - zero_share)), context=512)
-    fp16 = fp16_cost(BITNET_2B4T, context=512)
+    ternary = ternary_cost(BITNET_2B4T, round(shapes_total * (1 - zero_share)), context=CONTEXT)
+    fp16 = fp16_cost(BITNET_2B4T, context=CONTEXT)
     t_proj = ternary.parts["ternary projections"]
     f_proj = fp16.parts["FP16 projections"]
-    print(f"\n2B4T shape, one token at position 511, assuming {zero_share:.0%} zero weights:")
+    print(f"\n2B4T shape, one token at position {CONTEXT - 1}, assuming {zero_share:.0%} zero "
+          "weights:")
     print(f"  linear layers, ternary: {t_proj.int_add / 1e9:.2f} G integer adds, "
           f"{t_proj.float_mult / 1e6:.2f} M float multiplies; "
           f"{t_proj.arithmetic_pj() / 1e6:.0f} uJ")
@@ -115,6 +118,9 @@ def main() -> None:
           f"{f_proj.float_mult / 1e9:.2f} G float multiplies; "
           f"{f_proj.arithmetic_pj() / 1e6:.0f} uJ "
           f"({f_proj.arithmetic_pj() / t_proj.arithmetic_pj():.0f}x the ternary energy)")
+    print(f"  attention over {CONTEXT} positions: ternary "
+          f"{ternary.parts['attention'].arithmetic_pj() / 1e6:.0f} uJ, FP16 "
+          f"{fp16.parts['attention'].arithmetic_pj() / 1e6:.0f} uJ")
     print(f"  weights read: ternary {ternary.total.weight_bytes / 1e9:.2f} GB, "
           f"FP16 {fp16.total.weight_bytes / 1e9:.2f} GB per token")
     print(f"  energy figures: {ENERGY_SOURCE}")

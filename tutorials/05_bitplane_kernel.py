@@ -8,8 +8,9 @@ every value is 0..255). Then, for one row::
     sum_c w[c] x[c] = sum_b 2^b (popcount(plus & U_b) - popcount(minus & U_b)) - 128 (|plus| - |minus|)
 
 This tutorial computes that by hand on a 4 x 10 matrix, then runs the kernel module itself from
-its Python source (``minibitnet.kernels.mypyc.interpreted_module``), so that a debugger can step through
-every line: ``python -m pdb tutorials/05_bitplane_kernel.py`` and ``break matvec_into``.
+its Python source (``minibitnet.kernels.mypyc.interpreted_module``), so that a debugger can step
+through every line; the page (docs/tutorials/05-bitplane-kernel.md) shows a pdb session that
+stops in ``matvec_into``.
 
     python tutorials/05_bitplane_kernel.py --out docs/tutorials/figures
 """
@@ -33,6 +34,8 @@ from minibitnet.core.packing import pack_bitplanes, pack_ternary  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 MASK64 = (1 << 64) - 1
+COLUMNS = 10  # width of the hand-worked matrix, 1 to 64: each row fits one 64-bit word
+ACTIVATION_RANGE = (-128, 128)  # the int8 activations are drawn from [low, high)
 
 
 def bits(word: int, width: int) -> str:
@@ -66,23 +69,23 @@ def main() -> None:
           f"(interpreted; the installed kernels are compiled: {fast.is_compiled()})")
 
     rng = np.random.default_rng(5)
-    w = rng.integers(-1, 2, size=(4, 10)).astype(np.int8)  # (out, in) ternary
-    x_q = rng.integers(-128, 128, size=10).astype(np.int8)  # (in,) int8, one token
+    w = rng.integers(-1, 2, size=(4, COLUMNS)).astype(np.int8)  # (out, in) ternary
+    x_q = rng.integers(*ACTIVATION_RANGE, size=COLUMNS).astype(np.int8)  # (in,) int8, one token
     print("\nW =\n" + "\n".join("  " + " ".join(f"{v:+d}" for v in row) for row in w))
     print("x =", x_q.tolist())
 
     # 1. the weight masks (packing.py defines them once)
     plus, minus = pack_bitplanes(w)  # (4, 1) uint64 each
     print("\nrow 0, column 0 first:")
-    print(f"  plus  mask {bits(int(plus[0, 0]), 10)}   (+1 at these columns)")
-    print(f"  minus mask {bits(int(minus[0, 0]), 10)}   (-1 at these columns)")
+    print(f"  plus  mask {bits(int(plus[0, 0]), COLUMNS)}   (+1 at these columns)")
+    print(f"  minus mask {bits(int(minus[0, 0]), COLUMNS)}   (-1 at these columns)")
 
     # 2. the activation bit planes
     u = x_q.astype(np.int64) + 128  # (in,) offset binary, 0..255
-    planes = [int(sum(((int(u[c]) >> b) & 1) << c for c in range(10))) for b in range(8)]
+    planes = [int(sum(((int(u[c]) >> b) & 1) << c for c in range(COLUMNS))) for b in range(8)]
     print("\nu = x + 128 =", u.tolist())
     for b in reversed(range(8)):
-        print(f"  U_{b} (weight 2^{b} = {2 ** b:3d}): {bits(planes[b], 10)}")
+        print(f"  U_{b} (weight 2^{b} = {2 ** b:3d}): {bits(planes[b], COLUMNS)}")
 
     # 3. row 0 by popcounts
     p, m = int(plus[0, 0]), int(minus[0, 0])
@@ -136,14 +139,14 @@ def main() -> None:
 
     # Figure: the planes of row 0 and what each contributes.
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), width_ratios=[1.3, 1])
-    grid = np.array([[(planes[b] >> c) & 1 for c in range(10)] for b in reversed(range(8))])
+    grid = np.array([[(planes[b] >> c) & 1 for c in range(COLUMNS)] for b in reversed(range(8))])
     ax1.imshow(grid, cmap="Greys", vmin=0, vmax=1.6, aspect="auto")
-    for c in range(10):
+    for c in range(COLUMNS):
         colour = {1: "#2e86de", -1: "#c0392b"}.get(int(w[0, c]))
         if colour:
             ax1.axvspan(c - 0.5, c + 0.5, color=colour, alpha=0.25)
     ax1.set_yticks(range(8), [f"U_{b}" for b in reversed(range(8))])
-    ax1.set_xticks(range(10))
+    ax1.set_xticks(range(0, COLUMNS, max(1, COLUMNS // 10)))
     ax1.set_xlabel("column (blue: w = +1, red: w = -1, white: 0)")
     ax1.set_ylabel("activation bit plane")
     ax1.set_title("Bits of u = x + 128 (dark = 1)")

@@ -105,7 +105,7 @@ def main() -> None:
             probs = next_token_probs(logits, temperature, top_k, top_p)  # (V,)
             kept = int(np.count_nonzero(probs))
             print(f"  {label:18s}" + "".join(f"{probs[i]:10.3f}" for i in order[:5])
-                  + f"   ({kept} tokens can be drawn)")
+                  + f"   ({kept} token{'s' if kept != 1 else ''} can be drawn)")
             ax.bar(np.arange(12) + (n - 2) * width, probs[order], width, label=label)
         ax.set_xticks(np.arange(12), [repr(name)[1:-1] or "?" for name in names], rotation=30,
                       fontsize=8)

@@ -36,6 +36,8 @@ DATA = Path(__file__).resolve().parent / "data"
 TEXT = (DATA / "sonnets_18_116.txt").read_text(encoding="utf-8")
 SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
          "num_attention_heads": 4, "num_key_value_heads": 2}
+# The size of one plain gradient step on the layer of part 1: how far it moves the latent weights.
+STEP_SIZE = 1e-3
 
 
 def main() -> None:
@@ -61,6 +63,11 @@ def main() -> None:
     print(f"  equal to dy^T @ x_dequantised: {np.allclose(dw, dy.T @ x_dequantised)}")
     print("A small step moves a latent weight; once it crosses ±0.5/scale its ternary value "
           "flips. That is how a ternary network learns.")
+    w_stepped = w - STEP_SIZE * dw  # (out, in) one plain gradient step
+    flipped = int(np.count_nonzero(ternarize_latent(w_stepped)[0] != w_ternary))
+    print(f"  one step of size {STEP_SIZE:g} flips {flipped} of the {w.size} ternary weights: "
+          f"latent moves of up to {np.abs(STEP_SIZE * dw).max():.4f}, and those that sat near "
+          f"±0.5/scale = ±{0.5 / scale:.4f} cross it (the scale moves too)")
 
     # 2. a tiny model trained on two sonnets, ternary forward + STE, with minibitnet.train
     with tempfile.TemporaryDirectory() as tmp:

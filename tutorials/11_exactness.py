@@ -132,8 +132,11 @@ def main() -> None:
     counterexample = check_kernel(Int16Kernel(), bad)
     first_failure = next(i for i, t in enumerate(bad) if not t[2]) if counterexample else None
     print(f"\n{Int16Kernel.name}:")
-    print(f"  first failure at example {first_failure}; after {len(bad)} examples in all, "
-          f"shrunk to: {counterexample}")
+    if counterexample is None:
+        print(f"  not caught: the property held for all {len(bad)} examples")
+    else:
+        print(f"  first failure at example {first_failure}; after {len(bad)} examples in all, "
+              f"shrunk to: {counterexample}")
     random_rng = np.random.default_rng(0)
     misses = 0
     for _ in range(EXAMPLES):  # the same number of plain random tests, typical values

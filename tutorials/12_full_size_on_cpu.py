@@ -99,7 +99,8 @@ def main() -> None:
         size = (folder / "model.safetensors").stat().st_size
         print(f"the 2B4T block shape (D={config.hidden_size}, F={config.intermediate_size}, "
               f"H={config.num_attention_heads}, K={config.num_key_value_heads}), "
-              f"{config.num_hidden_layers} blocks, vocabulary {config.vocab_size}: "
+              f"{config.num_hidden_layers} block{'s' if config.num_hidden_layers != 1 else ''}, "
+              f"vocabulary {config.vocab_size}: "
               f"{size / 1e6:.0f} MB written in {time.perf_counter() - start:.1f} s")
         print(f"family {args.family}: {described}")
 

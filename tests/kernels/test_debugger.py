@@ -5,6 +5,8 @@ kernel's ``ternary_matmul`` stops there, called from the model's own forward pas
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +61,46 @@ def test_compiled_kernels_have_no_source_line_to_stop_on(tmp_path):
     output = run_pdb(tmp_path, [f"break {LUT_SOURCE}:{line}", "continue", "quit"])
     assert f"> {LUT_SOURCE}({line})ternary_matmul()" not in output
     assert "(3, " in output  # ran to the end without stopping in the kernel
+
+
+# ---- the pdb session of docs/tutorials/05-bitplane-kernel.md, run as the page shows it ----
+
+ROOT = Path(__file__).resolve().parents[2]
+TUTORIAL_PAGE = ROOT / "docs" / "tutorials" / "05-bitplane-kernel.md"
+SESSION = re.compile(r"^## Step through the kernel in pdb\n.*?^```console\n(.*?)^```", re.M | re.S)
+
+
+def page_session() -> tuple[dict[str, str], list[str], list[str], list[str], list[str]]:
+    """The page's pdb session: the environment and arguments of its `$` line, the commands typed
+    at its `(Pdb)` prompts, and what it says pdb prints: the stop locations (from the last `/`
+    on, so that the install's folder does not matter), where it says a breakpoint was set, and
+    the values `p` shows."""
+    found = SESSION.search(TUTORIAL_PAGE.read_text(encoding="utf-8"))
+    assert found, f"{TUTORIAL_PAGE.name}: no console block under 'Step through the kernel in pdb'"
+    lines = found.group(1).splitlines()
+    words = shlex.split(lines[0].removeprefix("$ "))
+    env = dict(word.split("=", 1) for word in words if "=" in word and not word.startswith("-"))
+    arguments = [word for word in words if word not in {f"{k}={v}" for k, v in env.items()}]
+    commands, locations, values = [], [], []
+    for line, following in zip(lines, lines[1:] + [""]):
+        if line.startswith("(Pdb) "):
+            commands.append(line.removeprefix("(Pdb) "))
+            if line.startswith("(Pdb) p ") and not following.startswith("(Pdb)"):
+                values.append(following)
+        elif line.startswith(("> ", "Breakpoint ")):
+            locations.append(line.rsplit("/", 1)[-1])
+    return env, arguments, commands, locations, values
+
+
+def test_the_pdb_session_on_the_tutorial_page_stops_where_the_page_says(tmp_path):
+    env, arguments, commands, locations, values = page_session()
+    assert arguments[:3] == ["python", "-m", "pdb"] and arguments[-2] == "--out", arguments
+    # the page's command, with this interpreter and a temporary folder for the figures
+    arguments = [sys.executable, *arguments[1:-1], str(tmp_path)]
+    result = subprocess.run(arguments, cwd=ROOT, env={**os.environ, **env, "MPLBACKEND": "Agg"},
+                            input="\n".join(commands) + "\n", capture_output=True, text=True,
+                            timeout=300)
+    assert any("bitplane.py(" in location and "matvec_into()" in location
+               for location in locations), locations  # the page stops inside the kernel ...
+    for expected in locations + values:  # ... and pdb stops, and prints, as the page says
+        assert expected in result.stdout, f"{expected!r} not in pdb's output:\n{result.stdout}"
