@@ -70,13 +70,16 @@ def next_token_probs(logits: np.ndarray, temperature: float, top_k: int | None,
     probs = np.exp(scaled - scaled.max())
     probs /= probs.sum()
     if top_p is not None and top_p < 1.0:
-        sorted_probs = -np.sort(-probs)  # (V,) most likely first
+        order = np.argsort(-scaled, kind="stable")  # (V,) ids, most likely first
+        sorted_probs = probs[order]  # (V,)
         # keep tokens until the mass *before* them reaches p: the top token is always kept
         in_nucleus = np.cumsum(sorted_probs) - sorted_probs < top_p  # (V,)
-        # subtle: compare with the least likely kept probability rather than keep a count of
-        # tokens, so that all tokens tied with it stay; a count would pick among them by id
-        smallest_kept = sorted_probs[in_nucleus].min()
-        probs = np.where(probs >= smallest_kept, probs, 0.0)
+        # subtle: compare with the least likely kept *score* rather than keep a count of
+        # tokens, so that all tokens tied with it stay; a count would pick among them by id.
+        # Scores, not probabilities: 1e-45 and 0 are distinct scores (transformers keeps them
+        # apart) whose exponentials round to one probability
+        smallest_kept = scaled[order][in_nucleus].min()
+        probs = np.where(scaled >= smallest_kept, probs, 0.0)
         probs /= probs.sum()
     filtered: np.ndarray = probs
     return filtered
