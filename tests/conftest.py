@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from hypothesis import HealthCheck, settings
 
@@ -11,6 +12,12 @@ from hypothesis import HealthCheck, settings
 # kernels) instead of the installed package. PYTHONSAFEPATH=1 (Python 3.11+) stops that for every
 # subprocess the tests start; tests that want a source tree name it on PYTHONPATH.
 os.environ["PYTHONSAFEPATH"] = "1"
+
+# A suite started in the background by a shell without job control (`pytest &` in a script)
+# inherits SIGINT ignored, and so would every command a test starts: the tests that press Ctrl-C
+# in a child would then wait in vain. A handled signal is reset to the default at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # "ci" (default) keeps the suite within minutes on 2 cores; "long" is for local runs:
 #   HYPOTHESIS_PROFILE=long python -m pytest
