@@ -508,7 +508,7 @@ def load_config(model_dir: str | Path) -> ModelConfig:
     path = Path(model_dir) / "config.json"
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, expected the JSON file config.json")
-    if not path.is_file():
+    if not path.exists():  # a FIFO or device is refused by its type in read_bounded
         raise ConfigError(f"{path}: no such file (a model folder holds config.json and "
                           "model.safetensors)")
     data = read_bounded(path, MAX_CONFIG_BYTES, ConfigError, "a small JSON config")

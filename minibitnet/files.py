@@ -8,20 +8,27 @@ fsynced, and only then renamed over the target. ``os.replace`` within one folder
 POSIX and Windows, so a crash or Ctrl-C mid-write leaves either the old file or the new one,
 never half of each.
 
-A small file (config.json, a shard index) is read through :func:`read_bounded`, which stops one
-byte past its limit, so a file that is not what it claims is refused without being read whole.
+Every file this package reads is opened through :func:`open_regular`, which refuses anything but
+a regular file (a symlink to one is fine: the Hugging Face cache is all symlinks) by its type, and
+never blocks doing so: a FIFO, ``/dev/zero``, a terminal or a socket where a model file belongs is
+named as what it is. A small file (config.json, tokenizer.json, a text to score) is read whole
+through :func:`read_bounded`, which refuses a file over the budget of its kind before reading it,
+so a file that is not what it claims is refused without being read into memory.
+
+A whole folder (``minibitnet convert``'s output) is written as :mod:`minibitnet.folders` says.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import MinibitnetError
+from .errors import ArgumentError, MinibitnetError
 
 
 @contextlib.contextmanager
@@ -45,7 +52,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
-    _fsync_folder(target.parent)
+    fsync_folder(target.parent)
 
 
 def _set_default_mode(fd: int) -> None:
@@ -64,7 +71,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         handle.write(text.encode("utf-8"))
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -78,16 +85,105 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def read_bounded(path: Path, limit: int, error: type[MinibitnetError], expected: str) -> bytes:
-    """The bytes of the small file ``path``: at most ``limit`` of them, or ``error``.
+# What a file that is not a regular file is, for the message that refuses it.
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
+
+def _check_regular(path: Path, mode: int, error: type[MinibitnetError], expected: str) -> None:
+    """``error`` unless ``mode`` (an ``st_mode``) is a regular file's."""
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise error(f"{path}: is a folder, expected {expected}")
+    kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "not a regular file")
+    raise error(f"{path}: is {kind}, expected a regular file ({expected})")
+
+
+def open_regular(path: str | Path, error: type[MinibitnetError], expected: str,
+                 missing: str | None = None) -> BinaryIO:
+    """``path`` opened for binary reading, after checking by type that it is a regular file.
+
+    error:    the area's MinibitnetError subclass; every refusal is one line naming ``path``
     expected: what the file should be, for the message (e.g. "a small JSON config")
+    missing:  what the message says of a file that is not there, after its path (default
+              "no such file (expected EXPECTED)")
+
+    subtle: a plain ``open()`` of a FIFO blocks until a writer comes, and ``/dev/zero`` reads
+    forever. So the type is checked by ``stat`` first, the file is opened with O_NONBLOCK (which
+    never waits for a FIFO's writer) and checked again with ``fstat`` on the opened descriptor,
+    which catches a file swapped for a FIFO between the two; only then is O_NONBLOCK cleared.
     """
+    path = Path(path)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+        _check_regular(path, os.stat(path).st_mode, error, expected)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise error(f"{path}: {missing or f'no such file (expected {expected})'}") from None
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        _check_regular(path, os.fstat(fd).st_mode, error, expected)
+        if hasattr(os, "set_blocking"):  # POSIX; Windows has no O_NONBLOCK to clear
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bounded(path: str | Path, limit: int, error: type[MinibitnetError], expected: str,
+                 missing: str | None = None) -> bytes:
+    """The bytes of the small regular file ``path``, refused if it holds more than ``limit``.
+
+    The size is checked before anything is read, and the read stops one byte past ``limit`` in
+    case the file grew since; special files and folders are refused as :func:`open_regular` says.
+    error, expected, missing: as for :func:`open_regular`
+    """
+    path = Path(path)
+    too_large = f"{path}: larger than the {limit:,}-byte limit, expected {expected}"
+    with open_regular(path, error, expected, missing) as handle:
+        if os.fstat(handle.fileno()).st_size > limit:
+            raise error(too_large)
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
     if len(data) > limit:
-        raise error(f"{path}: larger than {limit} bytes, expected {expected}")
+        raise error(too_large)
     return data
+
+
+def read_text_argument(path: str | Path, limit: int, flag: str) -> str:
+    """The UTF-8 text of the file a command-line flag names (a text to score, training data).
+
+    flag: the flag, which every message starts with, e.g. "--data: corpus.txt: no such file"
+    raises: ArgumentError for a missing, special, over-budget or non-UTF-8 file
+    """
+    try:
+        data = read_bounded(path, limit, ArgumentError, "a UTF-8 text file", "no such file")
+        return data.decode("utf-8")
+    except ArgumentError as exc:
+        raise ArgumentError(f"{flag}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ArgumentError(f"{flag}: {path}: not UTF-8 text (byte {exc.start})") from None
+
+
+@contextlib.contextmanager
+def naming_os_errors(path: str | Path) -> Iterator[None]:
+    """Re-raise an OSError of the block that names no file, or the temporary beside ``path``,
+    as naming ``path``: a disk that fills up mid-write is reported against the file written.
+
+    subtle: a BrokenPipeError passes unchanged, since it comes from the progress on stderr (a
+    closed ``| head``), never from a regular file, and the command line ends quietly on it.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        named = exc.filename
+        if named is None or (isinstance(named, str) and Path(named).parent == Path(path).parent):
+            exc.filename, exc.filename2 = str(path), None
+        raise

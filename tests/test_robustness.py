@@ -257,6 +257,18 @@ CASES = [
          "'intermediate_size' is 96.0, expected an integer", ConfigError),
     Case("NaN in a float", set_config(rms_norm_eps=float("nan")), CONFIG,
          "'rms_norm_eps' is nan, expected a finite number", ConfigError),
+    Case("rope_theta 1e308", set_config(rope_theta=1e308), CONFIG,
+         "'rope_theta' is 1e+308, expected a number above 1 and at most 1e+15", ConfigError),
+    Case("rope_theta 1e-300", set_config(rope_theta=1e-300), CONFIG,
+         "'rope_theta' is 1e-300, expected a number above 1", ConfigError),
+    Case("rope_theta a 400-digit integer", set_config(rope_theta=10**400), CONFIG,
+         "'rope_theta' is a huge integer, expected a finite number", ConfigError),
+    Case("rms_norm_eps subnormal", set_config(rms_norm_eps=1e-320), CONFIG,
+         "expected a number above 1e-30 and at most 1", ConfigError),
+    Case("rope factor 1e308",
+         set_config(rope_scaling={"rope_type": "llama3", "factor": 1e308, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0}), CONFIG,
+         "'factor' is 1e+308, expected a number above 0 and at most 10000", ConfigError),
     Case("eos id outside vocab", set_config(eos_token_id=256), CONFIG,
          "expected token ids in [0, 256)", ConfigError),
     Case("unknown model_type", set_config(model_type="gpt2"), CONFIG,
@@ -566,8 +578,8 @@ def test_sampling_flags_are_range_checked(command: str, flags: list[str], expect
 
 @pytest.mark.parametrize("flags, expect", [
     (["--backend", "nope"], "unknown backend 'nope'; expected one of: reference"),
-    (["-f", "."], "Is a directory"),
-    (["-f", "absent.txt"], "absent.txt: No such file or directory"),
+    (["-f", "."], "-f/--file: .: is a folder, expected a UTF-8 text file"),
+    (["-f", "absent.txt"], "-f/--file: absent.txt: no such file"),
 ], ids=["unknown backend", "prompt file is a folder", "prompt file missing"])
 def test_generate_bad_inputs(flags: list[str], expect: str, model_with_tokenizer: Path,
                              tmp_path: Path) -> None:

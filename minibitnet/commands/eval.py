@@ -10,8 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArgumentError
+from ..files import read_text_argument
 from ..tools.wording import plural
 from .running import add_threads_flag
+
+# The text is read whole. enwik8 (10**8 bytes), the usual bits-per-character benchmark, fits with
+# room to spare; a larger file would take the NumPy forward pass days to score, so it is refused
+# before it is read, as is /dev/zero.
+MAX_EVAL_TEXT_BYTES = 256 * 1024 * 1024
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -56,7 +62,7 @@ def _scorer(model_dir: Path, backend: str,
     from ..train.loop import FLOAT_WEIGHTS_FILE
     from ..train.model import forward_logits
 
-    if not (model_dir / FLOAT_WEIGHTS_FILE).is_file():
+    if not (model_dir / FLOAT_WEIGHTS_FILE).exists():  # a FIFO there is refused, not skipped
         model = load(model_dir, backend=backend, threads=threads)
         return model.logits, model.config.max_position_embeddings
     config = load_config(model_dir)
@@ -75,14 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from ..tokenizer.tokenizer import load as load_tokenizer
 
     model_dir = resolve_model(args.model)
-    try:
-        text = Path(args.text).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ArgumentError(f"-f/--file: {args.text}: no such file") from None
-    except IsADirectoryError:
-        raise ArgumentError(f"-f/--file: {args.text}: is a folder, expected a text file") from None
-    except UnicodeDecodeError as exc:
-        raise ArgumentError(f"-f/--file: {args.text}: not UTF-8 text (byte {exc.start})") from None
+    text = read_text_argument(args.text, MAX_EVAL_TEXT_BYTES, "-f/--file")
     if not text:
         raise ArgumentError(f"-f/--file: {args.text}: the file is empty")
     logits_of, context = _scorer(model_dir, args.backend, args.threads)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ArgumentError
+from ..files import read_text_argument
 from .running import (
     add_model_flags,
     add_sampling_flags,
@@ -20,6 +21,10 @@ from .running import (
     stream_reply,
     summary,
 )
+
+# A prompt must fit the context: 128k tokens, the longest of the supported models, is ~0.5 MB
+# of text. 16 MB allows any prompt that could fit and refuses /dev/zero before reading it.
+MAX_PROMPT_FILE_BYTES = 16 * 1024 * 1024
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -47,11 +52,7 @@ def read_prompt(args: argparse.Namespace) -> str:
     if args.prompt is not None:
         return str(args.prompt)
     if args.file is not None:
-        try:
-            return Path(args.file).read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ArgumentError(f"{args.file}: not UTF-8 text (byte {exc.start}); "
-                                "expected a UTF-8 prompt file") from None
+        return read_text_argument(args.file, MAX_PROMPT_FILE_BYTES, "-f/--file")
     if not sys.stdin.isatty():
         return sys.stdin.read()
     return ""

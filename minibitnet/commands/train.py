@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..config import MAX_CONFIG_BYTES
 from ..errors import ArgumentError
+from ..files import read_text_argument
 from .seeds import RANDOM_SEED, resolve_seed, seed_value
 
 DEFAULT_STEPS = 1400
@@ -79,12 +81,13 @@ def _shape(spec: str) -> dict[str, Any]:
     if spec in PRESETS:
         return dict(PRESETS[spec])
     path = Path(spec)
-    if not path.is_file():
+    if not path.exists():  # a FIFO or device is refused by its type, just below
         raise ArgumentError(f"--config: {spec!r} is neither a preset ({', '.join(PRESETS)}) "
                             "nor a JSON file")
+    text = read_text_argument(path, MAX_CONFIG_BYTES, "--config")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise ArgumentError(f"--config: {path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ArgumentError(f"--config: {path}: expected a JSON object")

@@ -42,7 +42,9 @@ def find_gguf(model_dir: Path) -> Path | None:
     .gguf file. Several .gguf files: the one named ggml-model-i2_s.gguf, else CheckpointError."""
     if (model_dir / WEIGHTS_FILE).exists() or (model_dir / INDEX_FILE).exists():
         return None
-    found = sorted(p for p in model_dir.glob("*.gguf") if p.is_file())
+    # every entry, not only regular files: a FIFO, device or folder named .gguf is refused by
+    # its type (GGUFFile), rather than skipped and the folder reported as holding no model
+    found = sorted(model_dir.glob("*.gguf"))
     if len(found) <= 1:
         return found[0] if found else None
     if model_dir / GGUF_FILE in found:

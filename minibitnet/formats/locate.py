@@ -3,8 +3,8 @@
 The one resolver for every place a model is named: each command's ``-m/--model`` (and
 ``convert``'s source), ``minibitnet.load(path)`` and ``minibitnet.tokenizer.load(path)``. No name
 (None) means the model that ships inside the package. So a name means the same everywhere, and
-"not found" reads the same everywhere. This module imports nothing of the package but ``errors``:
-the loader, the tokenizer and the commands all import it.
+"not found" reads the same everywhere. This module imports nothing of the package but ``errors``
+and ``files``: the loader, the tokenizer and the commands all import it.
 
 A repo id such as ``microsoft/bitnet-b1.58-2B-4T`` is looked up where ``huggingface_hub`` stores
 downloads, and nowhere else (never the network)::
@@ -24,12 +24,17 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..files import read_bounded
 
 # The model that ships inside the package, used when no model is named.
 BUILTIN_MODEL_DIR = Path(__file__).parents[1] / "models" / "shakespeare-ternary"
 
 # What a model folder holds, as every "not found" message says it.
 MODEL_FOLDER = "a model folder with config.json and model.safetensors"
+
+# refs/main holds one commit hash (40 hex digits, and a newline); 4 kB is any ref name git allows
+# in practice, and keeps a corrupt cache from being read whole.
+MAX_REF_BYTES = 4096
 
 
 def builtin_model_dir() -> Path:
@@ -58,9 +63,10 @@ def _looks_like_repo_id(name: str) -> bool:
 
 def _snapshot(repo_dir: Path) -> Path | None:
     ref = repo_dir / "refs" / "main"
-    if ref.is_file():
-        commit = ref.read_text(encoding="utf-8").strip()
-        if (repo_dir / "snapshots" / commit / "config.json").is_file():
+    if ref.exists():  # not is_file(): a FIFO there is refused by its type, never waited on
+        data = read_bounded(ref, MAX_REF_BYTES, ConfigError, "a commit hash")
+        commit = data.decode("utf-8", errors="replace").strip()
+        if commit and (repo_dir / "snapshots" / commit / "config.json").is_file():
             return repo_dir / "snapshots" / commit
     snapshots = [s for s in (repo_dir / "snapshots").glob("*") if (s / "config.json").is_file()]
     return max(snapshots, key=lambda s: s.stat().st_mtime) if snapshots else None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..core.bfloat16 import bf16_to_float32
 from ..errors import CheckpointError, one_line
-from ..files import atomic_write
+from ..files import atomic_write, open_regular
 
 # A 2B4T header is ~60 kB; anything beyond this is not a model header but a corrupt length.
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -134,8 +135,8 @@ def read_header(path: str | Path) -> tuple[dict[str, TensorInfo], dict[str, str]
     """
     path = Path(path)
     try:
-        file_size = path.stat().st_size
-        with path.open("rb") as handle:
+        with open_regular(path, CheckpointError, "a safetensors file") as handle:
+            file_size = os.fstat(handle.fileno()).st_size
             prefix = handle.read(8)
             if len(prefix) < 8:
                 raise _fail(path, f"file is {file_size} bytes, too short for a safetensors "
@@ -196,15 +197,18 @@ class SafetensorsFile:
         # subtle: np.memmap cannot map zero bytes, and a file of only empty tensors is valid.
         # The map is sized from the header, not the file, so a file cut short after the header
         # was checked fails here as a CheckpointError rather than in a later view.
-        try:
-            self._data: np.ndarray = (
-                np.memmap(self.path, dtype=np.uint8, mode="r", offset=self._data_start,
-                          shape=(data_size,))
-                if data_size > 0 else np.zeros(0, np.uint8)
-            )
-        except (OSError, ValueError) as exc:
-            raise _fail(self.path, f"cannot map the data section ({exc}; file changed or "
-                                   "truncated while opening?)") from None
+        # np.memmap gets a handle checked to be a regular file, not the path: a path swapped
+        # for a FIFO since the header was read must not block np.memmap's own open().
+        with open_regular(self.path, CheckpointError, "a safetensors file") as handle:
+            try:
+                self._data: np.ndarray = (
+                    np.memmap(handle, dtype=np.uint8, mode="r", offset=self._data_start,
+                              shape=(data_size,))
+                    if data_size > 0 else np.zeros(0, np.uint8)
+                )
+            except (OSError, ValueError) as exc:
+                raise _fail(self.path, f"cannot map the data section ({exc}; file changed or "
+                                       "truncated while opening?)") from None
 
     def __contains__(self, name: str) -> bool:
         return name in self.tensors

@@ -34,6 +34,7 @@ from pathlib import Path
 import regex
 import tiktoken
 
+from ..tokenizer.bpe_file import read_json
 from ..tokenizer.byte_level import token_string
 from ..tokenizer.chat_template import BITNET_2B4T_TEMPLATE
 from ..files import atomic_write_text
@@ -176,7 +177,7 @@ def read_ranks(path: str | Path) -> dict[bytes, int]:
     """The BPE ranks of a tokenizer.json written by :func:`write_tokenizer`."""
     from ..tokenizer.byte_level import token_bytes
 
-    spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    spec = read_json(Path(path))  # bounded, and refused by type if not a regular file
     ranks: dict[bytes, int] = {}
     for token, rank in spec["model"]["vocab"].items():
         raw = token_bytes(token)

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..config import ModelConfig, config_from_dict
 from ..errors import ArgumentError, CheckpointError
-from ..files import atomic_write, atomic_write_text
+from ..files import atomic_write, atomic_write_text, open_regular
 from ..tools.progress import ProgressBar
 from ..tools.wording import plural
 from . import bpe
@@ -96,16 +96,17 @@ def save_checkpoint(out_dir: Path, params: Params, optimizer: AdamW, step: int,
 def load_checkpoint(path: Path) -> tuple[Params, dict[str, np.ndarray], dict[str, np.ndarray],
                                          int, int, list[list[float]], dict[str, Any]]:
     """params, adam m, adam v, step, adam t, history, meta of a checkpoint.npz."""
+    # opened through open_regular: np.load of a FIFO's path would block
+    handle = open_regular(path, CheckpointError, "the checkpoint.npz of a training run",
+                          missing="no checkpoint to resume from")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with handle, np.load(handle, allow_pickle=False) as archive:
             params = {k[6:]: archive[k] for k in archive.files if k.startswith("param/")}
             m = {k[7:]: archive[k] for k in archive.files if k.startswith("adam_m/")}
             v = {k[7:]: archive[k] for k in archive.files if k.startswith("adam_v/")}
             step, adam_t = int(archive["step"]), int(archive["adam_t"])
             history = archive["history"].tolist()
             meta = json.loads(str(archive["meta"]))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no checkpoint to resume from") from None
     except (OSError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: not a training checkpoint ({exc})") from None
     return params, m, v, step, adam_t, history, meta
@@ -137,9 +138,10 @@ def prepare(out_dir: Path, settings: Settings, shape: dict[str, Any],
     if tokenizer_path.exists():
         ranks = bpe.read_ranks(tokenizer_path)
     else:
+        texts = read_texts(settings.data)  # a bad file is refused before any work is announced
         log.write(f"training a {settings.bpe_vocab}-token byte-level BPE on "
                   f"{plural(len(settings.data), 'file')} ...\n")
-        counts = bpe.count_chunks(read_texts(settings.data))
+        counts = bpe.count_chunks(texts)
         # the bar counts the tokens learned, one per merge, after the 256 single bytes
         with ProgressBar(settings.bpe_vocab - 256, "BPE", unit="merge", stream=log) as bar:
             ranks = bpe.train_bpe(counts, settings.bpe_vocab,
@@ -203,7 +205,7 @@ def train(out_dir: str | Path, settings: Settings | None = None,
                             specials[bpe.EOS_TOKEN])
     val_tokens = None
     if settings.val is not None:
-        val_tokens = tokenize_texts(encoding, read_texts([settings.val]),
+        val_tokens = tokenize_texts(encoding, read_texts([settings.val], "--val"),
                                     specials[bpe.BOS_TOKEN], specials[bpe.EOS_TOKEN])
     schedule = Schedule(settings.lr, settings.steps, settings.warmup, settings.weight_decay)
     decay_mask = {name: is_matrix(name) for name in params}

@@ -188,9 +188,10 @@ def test_not_found_says_where_it_looked_and_how_to_fetch(snapshot: Path) -> None
 # ---- the import direction ----
 
 
-def test_the_resolver_imports_only_errors_of_the_package() -> None:
-    """loader.py, tokenizer.py and the commands import locate.py, so it imports none of them."""
+def test_the_resolver_imports_only_errors_and_files_of_the_package() -> None:
+    """loader.py, tokenizer.py and the commands import locate.py, so it imports none of them
+    (files.py, the bounded read of refs/main, is of the bottom layer)."""
     source = Path(minibitnet.formats.locate.__file__).read_text(encoding="utf-8")
     package_imports = {node.module for node in ast.walk(ast.parse(source))
                        if isinstance(node, ast.ImportFrom) and node.level > 0}
-    assert package_imports == {"errors"}
+    assert package_imports == {"errors", "files"}
