@@ -5,6 +5,8 @@ each file below holds one piece:
 
 - ``tokenizer.py``: :class:`Tokenizer` and :func:`load`, the files of a model folder -> tiktoken;
 - ``bpe_file.py``, ``byte_level.py``: tokenizer.json's BPE vocabulary and GPT-2's byte alphabet;
+- ``pretokenize.py``, ``heap_bpe.py``: which Split regexes are trusted, and encoding text of any
+  length in bounded calls (tiktoken's BPE order, O(n log n) for one long piece);
 - ``chat_template.py``: tokenizer_config.json's chat template, rendered in Jinja's sandbox;
 - ``template_budget.py``, ``template_sizes.py``, ``template_sandbox.py``: the counted budgets
   of steps, output and work that a template renders within;

@@ -26,24 +26,41 @@ from typing import Any
 import numpy as np
 
 from .byte_level import token_bytes, tokens_blob, tokens_bytes
-from ..errors import TokenizerError
+from .pretokenize import check_pattern_trusted, isolated_pattern
+from ..errors import TokenizerError, one_line
+from ..files import read_bounded
 
 # Token ids are tiktoken ranks, 32-bit in its Rust core; 2**31 - 1 also keeps every id an exact
 # NumPy int64 after the arithmetic the merge checks do (ids times 65536).
 MAX_TOKEN_ID = 2**31 - 1
 
+# Count budgets, checked before any loop over the entries starts, so that a crafted file is
+# refused in one line instead of holding the loader for minutes. Published vocabularies have at
+# most about 260,000 tokens (Gemma's 262,144; LLaMA-3 128,000) and a few hundred added tokens.
+MAX_VOCAB_SIZE = 2**22  # 4,194,304 tokens: 16x the largest published vocabulary
+MAX_MERGES = 2**24  # 16,777,216: LLaMA-3 has 280,147 merges, about 2 per token
+MAX_ADDED_TOKENS = 2**18  # 262,144: LLaMA-3 has 256; every check per entry is O(1)
+
+
+# Budgets for reading a tokenizer's files whole. Real tokenizer.json files are 2 MB (GPT-2) to
+# 9 MB (LLaMA-3) and ~35 MB (Gemma's 256k vocabulary); 256 MB leaves room for any real vocabulary
+# while refusing /dev/zero or a mislabelled checkpoint before it fills memory. tokenizer_config.json
+# holds names and a chat template (a few kB; ~50 kB with tool-use templates), so 16 MB is ample.
+MAX_TOKENIZER_JSON_BYTES = 256 * 1024 * 1024
+MAX_TOKENIZER_CONFIG_BYTES = 16 * 1024 * 1024
+
 
 def read_json(path: Path) -> Any:
-    """The parsed JSON of ``path``; TokenizerError if it is missing or not JSON."""
+    """The parsed JSON of ``path`` (tokenizer.json, tokenizer_config.json, ...), read through
+    :func:`~minibitnet.files.read_bounded`; TokenizerError if it is missing, not a regular
+    file, over its budget or not JSON."""
+    big = path.name == "tokenizer.json"  # only the vocabulary file is large
+    limit = MAX_TOKENIZER_JSON_BYTES if big else MAX_TOKENIZER_CONFIG_BYTES
+    expected = f"a Hugging Face {path.name}"
+    data = read_bounded(path, limit, TokenizerError, expected,
+                        missing=f"not found (expected {expected})")
     try:
-        with open(path, "rb") as file:
-            return json.load(file)
-    except FileNotFoundError:
-        raise TokenizerError(f"{path}: not found (expected a Hugging Face {path.name})") from None
-    except IsADirectoryError:
-        raise TokenizerError(f"{path}: is a folder, expected the JSON file {path.name}") from None
-    except OSError as exc:
-        raise TokenizerError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TokenizerError(f"{path}: not valid JSON ({exc})") from None
     except ValueError:  # an integer beyond Python's 4300-digit limit for int(str)
@@ -52,33 +69,45 @@ def read_json(path: Path) -> Any:
         raise TokenizerError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
+def _type_name(value: Any) -> str:
+    """A JSON value's kind for a message: 'null', 'list', 'dict', 'str', 'int', ..."""
+    return "null" if value is None else type(value).__name__
+
+
 def split_pattern(pre_tokenizer: Any, where: str) -> str:
-    """The regex of Sequence[Split(Regex, Isolated), ByteLevel(use_regex=false)]."""
+    """The regex of Sequence[Split(Regex, Isolated), ByteLevel(use_regex=false)], as tiktoken's
+    ``pat_str``; TokenizerError for any other shape, wrong-typed field or an untrusted regex
+    (:func:`minibitnet.tokenizer.pretokenize.check_pattern_trusted`)."""
     expected = ("expected Sequence[Split(Regex, behavior Isolated), ByteLevel(use_regex false)] "
                 "as in LLaMA-3")
     if not isinstance(pre_tokenizer, dict) or pre_tokenizer.get("type") != "Sequence":
         found = pre_tokenizer.get("type") if isinstance(pre_tokenizer, dict) else pre_tokenizer
-        raise TokenizerError(f"{where}: pre_tokenizer is {found!r}, {expected}")
+        raise TokenizerError(f"{where}: pre_tokenizer is {one_line(repr(found)[:60])}, {expected}")
     steps: Any = pre_tokenizer.get("pretokenizers")
-    kinds = [s.get("type") if isinstance(s, dict) else s for s in steps or []]
-    if kinds != ["Split", "ByteLevel"]:
-        raise TokenizerError(f"{where}: pre_tokenizer is Sequence{kinds}, {expected}")
+    if not isinstance(steps, list):
+        raise TokenizerError(f"{where}: pre_tokenizer.pretokenizers is {_type_name(steps)}, "
+                             f"{expected}")
+    kinds = [s.get("type") if isinstance(s, dict) else s for s in steps[:3]]
+    if kinds != ["Split", "ByteLevel"] or len(steps) != 2:
+        raise TokenizerError(f"{where}: pre_tokenizer is Sequence{one_line(repr(kinds)[:80])}, "
+                             f"{expected}")
     split, byte_level = steps
     pattern = split.get("pattern")
     if not isinstance(pattern, dict) or not isinstance(pattern.get("Regex"), str):
-        raise TokenizerError(f"{where}: Split pattern is {pattern!r}, expected {{\"Regex\": ...}}")
-    if split.get("behavior") != "Isolated" or split.get("invert", False):
-        raise TokenizerError(f"{where}: Split behavior is {split.get('behavior')!r} with invert "
-                             f"{split.get('invert')!r}, expected 'Isolated' and false")
-    if byte_level.get("use_regex", True) or byte_level.get("add_prefix_space", False):
+        raise TokenizerError(f"{where}: Split pattern is {one_line(repr(pattern)[:60])}, "
+                             "expected {\"Regex\": ...}")
+    if split.get("behavior") != "Isolated" or split.get("invert", False) is not False:
+        raise TokenizerError(f"{where}: Split behavior is {one_line(repr(split.get('behavior'))[:40])}"
+                             f" with invert {one_line(repr(split.get('invert'))[:20])}, expected "
+                             "'Isolated' and false")
+    use_regex, prefix = byte_level.get("use_regex", True), byte_level.get("add_prefix_space", False)
+    if use_regex is not False or prefix is not False:
         raise TokenizerError(f"{where}: ByteLevel pre-tokenizer has use_regex "
-                             f"{byte_level.get('use_regex', True)} and add_prefix_space "
-                             f"{byte_level.get('add_prefix_space', False)}, expected both false")
+                             f"{one_line(repr(use_regex)[:20])} and add_prefix_space "
+                             f"{one_line(repr(prefix)[:20])}, expected both false")
     regex: str = pattern["Regex"]
-    # subtle: HF's Isolated keeps the text *between* matches as pieces too; tiktoken drops it.
-    # The second branch matches such a run (every position where the pattern does not match), so
-    # patterns that do not cover every character (LLaMA-3's does) still lose nothing.
-    return f"(?:{regex})|(?:(?!(?:{regex}))[\\s\\S])+"
+    check_pattern_trusted(regex, where)
+    return isolated_pattern(regex)
 
 
 # ---- the merges check in plain Python: it defines the behaviour (and is slow) ----
@@ -113,7 +142,7 @@ def _check_merges_exact(vocab: dict[str, int], merges: list[Any], where: str) ->
             raise TokenizerError(f"{where}: merges[{index}] {merge!r} is listed twice")
         seen.add((left, right))
         last_made = made
-    splits = _count_splits_exact(vocab)
+    splits = _count_splits(vocab)
     if splits != len(merges):
         raise TokenizerError(f"{where}: {len(merges)} merges for {splits} ways of splitting a "
                              "token into two tokens; expected one merge per split, as in "
@@ -245,6 +274,22 @@ def _count_splits_hashed(vocab: _Hashes, table: _Table) -> int:
     return int(both.sum())
 
 
+# The exact split count slices every token at every cut: sum of squared token lengths in
+# character operations. LLaMA-3's vocabulary needs about 10**7; past this budget the hashed count
+# stands in (a hash collision, chance about 2**-40, could only make it refuse a good file).
+MAX_EXACT_SPLIT_WORK = 2**26
+
+
+def _count_splits(vocab: dict[str, int]) -> int:
+    """:func:`_count_splits_exact` within MAX_EXACT_SPLIT_WORK, else by hashes (linear)."""
+    if sum(len(token) ** 2 for token in vocab) <= MAX_EXACT_SPLIT_WORK:
+        return _count_splits_exact(vocab)
+    hashes = _Hashes.of_strings(list(vocab))
+    assert hashes is not None  # mergeable_ranks refused non-byte-level tokens before
+    return _count_splits_hashed(hashes, _Table(hashes.whole(), np.fromiter(
+        vocab.values(), np.int64, len(vocab))))
+
+
 def _check_merges(vocab: dict[str, int], merges: list[Any], where: str) -> None:
     if not _merges_look_right(vocab, merges):
         _check_merges_exact(vocab, merges, where)
@@ -255,20 +300,28 @@ def mergeable_ranks(model: Any, where: str) -> dict[bytes, int]:
     if not isinstance(model, dict):
         raise TokenizerError(f"{where}: no 'model' object (expected a BPE model)")
     if model.get("type") != "BPE":
-        raise TokenizerError(f"{where}: model type is {model.get('type')!r}, expected 'BPE'")
+        raise TokenizerError(f"{where}: model type is {one_line(repr(model.get('type'))[:40])}, "
+                             "expected 'BPE'")
     for key in ("unk_token", "continuing_subword_prefix", "end_of_word_suffix"):
-        if model.get(key):
-            raise TokenizerError(f"{where}: model.{key} is {model[key]!r}, expected null")
-    if model.get("byte_fallback"):
-        raise TokenizerError(f"{where}: model.byte_fallback is true, expected false")
+        if model.get(key) not in (None, ""):
+            raise TokenizerError(f"{where}: model.{key} is {one_line(repr(model[key])[:40])}, "
+                                 "expected null")
+    if model.get("byte_fallback") not in (None, False):
+        raise TokenizerError(f"{where}: model.byte_fallback is "
+                             f"{one_line(repr(model['byte_fallback'])[:20])}, expected false")
     if model.get("ignore_merges") is not True:
-        raise TokenizerError(f"{where}: model.ignore_merges is {model.get('ignore_merges')!r}, "
+        raise TokenizerError(f"{where}: model.ignore_merges is "
+                             f"{one_line(repr(model.get('ignore_merges'))[:20])}, "
                              "expected true (tiktoken looks whole pre-tokens up first)")
     vocab, merges = model.get("vocab"), model.get("merges")
     if not isinstance(vocab, dict) or not vocab:
-        raise TokenizerError(f"{where}: model.vocab is missing or empty")
+        found = "empty" if vocab == {} else _type_name(vocab)
+        raise TokenizerError(f"{where}: model.vocab is {found}, expected a non-empty object")
     if not isinstance(merges, list):
-        raise TokenizerError(f"{where}: model.merges is missing")
+        raise TokenizerError(f"{where}: model.merges is {_type_name(merges)}, expected a list")
+    if len(vocab) > MAX_VOCAB_SIZE or len(merges) > MAX_MERGES:
+        raise TokenizerError(f"{where}: {len(vocab)} vocabulary tokens and {len(merges)} merges, "
+                             f"expected at most {MAX_VOCAB_SIZE} and {MAX_MERGES}")
     tokens, ids = list(vocab), list(vocab.values())
     raws = tokens_bytes(tokens)
     if raws is None or b"" in raws:
@@ -290,33 +343,47 @@ def mergeable_ranks(model: Any, where: str) -> dict[bytes, int]:
 
 
 def special_tokens(added: Any, ranks: dict[bytes, int], where: str) -> dict[str, int]:
-    """``added_tokens`` -> {content: id}; one also in the vocabulary leaves ``ranks``."""
+    """``added_tokens`` -> {content: id}; one also in the vocabulary leaves ``ranks``.
+
+    Linear in the number of entries: every check per entry is a set or dict lookup.
+    """
     if not isinstance(added, list):
-        raise TokenizerError(f"{where}: added_tokens is {type(added).__name__}, expected a list")
+        raise TokenizerError(f"{where}: added_tokens is {_type_name(added)}, expected a list")
+    if len(added) > MAX_ADDED_TOKENS:
+        raise TokenizerError(f"{where}: {len(added)} added tokens, expected at most "
+                             f"{MAX_ADDED_TOKENS}")
     rank_of_id = {rank: raw for raw, rank in ranks.items()}
     specials: dict[str, int] = {}
+    special_ids: set[int] = set()
     for index, entry in enumerate(added):
         if not isinstance(entry, dict) or not isinstance(entry.get("content"), str) \
                 or type(entry.get("id")) is not int or not entry["content"]:
             raise TokenizerError(f"{where}: added_tokens[{index}] needs a str 'content' and an "
                                  "int 'id'")
         content, token_id = entry["content"], entry["id"]
+        shown = one_line(repr(content)[:60])
+        try:
+            raw = content.encode()
+        except UnicodeEncodeError:  # a lone surrogate, which JSON's \ud800 escape can write
+            raise TokenizerError(f"{where}: added token {shown} is not valid Unicode "
+                                 "(a lone surrogate)") from None
         if not 0 <= token_id <= MAX_TOKEN_ID:
-            raise TokenizerError(f"{where}: added token {content!r} has id {token_id}, expected "
+            raise TokenizerError(f"{where}: added token {shown} has id {token_id}, expected "
                                  f"an integer in [0, {MAX_TOKEN_ID}]")
         for flag in ("lstrip", "rstrip", "single_word"):
-            if entry.get(flag):
-                raise TokenizerError(f"{where}: added token {content!r} has {flag} true, "
-                                     "expected false")
-        if content in specials or token_id in specials.values():
-            raise TokenizerError(f"{where}: added token {content!r} (id {token_id}) repeats "
+            if entry.get(flag) not in (None, False):
+                raise TokenizerError(f"{where}: added token {shown} has {flag} "
+                                     f"{one_line(repr(entry[flag])[:20])}, expected false")
+        if content in specials or token_id in special_ids:
+            raise TokenizerError(f"{where}: added token {shown} (id {token_id}) repeats "
                                  "the content or id of another added token")
         if token_id in rank_of_id:
             # an added token may also sit in the vocabulary (GPT-2 does this) if it is the same
             # string there; it is then special only, as HF cuts it out of the text first
-            if rank_of_id[token_id] != content.encode():
-                raise TokenizerError(f"{where}: added token {content!r} has id {token_id}, "
+            if rank_of_id[token_id] != raw:
+                raise TokenizerError(f"{where}: added token {shown} has id {token_id}, "
                                      "which the vocabulary gives to another token")
             del ranks[rank_of_id.pop(token_id)]
         specials[content] = token_id
+        special_ids.add(token_id)
     return specials

@@ -40,6 +40,7 @@ import tiktoken
 
 from .bpe_file import mergeable_ranks, read_json, special_tokens, split_pattern
 from .chat_template import BITNET_2B4T_TEMPLATE, render_chat
+from .pretokenize import encode_bounded
 from ..errors import ArgumentError, TokenizerError, one_line
 from ..formats.detect import find_gguf
 from ..formats.gguf.container import GGUFFile
@@ -181,9 +182,12 @@ class Tokenizer:
     def encode(self, text: str, bos: bool = False) -> list[int]:
         """Token ids of ``text``; special-token strings in it become their ids, as in HF.
 
+        Any length: a long text is encoded in bounded chunks with the same result
+        (:mod:`minibitnet.tokenizer.pretokenize`).
+
         bos: prepend ``bos_id`` (as HF's post-processor does for LLaMA-3 text)
         """
-        ids = self.encoding.encode(text, allowed_special="all")
+        ids = encode_bounded(self.encoding, text, self.source)
         if bos and self.bos_id is not None:
             ids.insert(0, self.bos_id)
         return ids
@@ -338,9 +342,9 @@ def tokenizer_from_json(spec: Any, config: Any, path: str, config_path: str,
 def read_tokenizer_files(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(tokenizer.json, tokenizer_config.json) of ``folder`` parsed, after checking that
     :func:`load` accepts them (what ``convert`` copies); None when there is no tokenizer.json."""
-    if not (folder / "tokenizer.json").is_file():
+    if not (folder / "tokenizer.json").exists():  # a FIFO or device there: load refuses it
         return None
     load(folder)  # every check of the tokenizer module, with its messages
     spec = read_json(folder / "tokenizer.json")
     config_path = folder / "tokenizer_config.json"
-    return spec, (read_json(config_path) if config_path.is_file() else {})
+    return spec, (read_json(config_path) if config_path.exists() else {})

@@ -2,14 +2,19 @@
 
 Arbitrary bytes, arbitrary JSON, and structured mutations of a valid LLaMA-3-style file (a
 vocabulary id changed or dropped, a merge dropped, swapped or replaced, a special token's id
-clashing with the vocabulary, the Split regex replaced, any field replaced by any JSON value).
+clashing with the vocabulary, the Split regex replaced, any field replaced by any JSON value),
+and structural ones of either file: any node at any JSON path replaced by any JSON value, a key
+or entry dropped, an entry or a value duplicated.
 The loader either returns a working Tokenizer or raises TokenizerError naming the file; nothing
 else may escape. ``HYPOTHESIS_PROFILE=long`` runs 2000 examples per test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from minibitnet_testing import tokenizer_builders
 from minibitnet import tokenizer
 from minibitnet.tokenizer.chat_template import render_chat
 from minibitnet.errors import TokenizerError
+from minibitnet.tokenizer.pretokenize import TRUST_REGEX_ENV
 from minibitnet_testing.strategies import INTERESTING_INTS, json_values
 
 
@@ -97,18 +103,47 @@ TOKENIZER_PLACES: list[list[Any]] = [
 ]
 
 
+def mutated_structure(draw: st.DrawFn, document: Any, op: str) -> Any:
+    """``document`` with one node, at any JSON path, replaced by any JSON value ("node"), a key
+    or list entry dropped ("drop"), or a list entry or object value doubled ("duplicate")."""
+    path = draw(st.sampled_from(tokenizer_builders.json_paths(document)))
+    if op == "node":
+        if not path:
+            return draw(json_values)
+        set_path(document, path, draw(json_values))
+        return document
+    if not path:
+        return document
+    parent: Any = document
+    for key in path[:-1]:
+        parent = parent[key]
+    last = path[-1]
+    if op == "drop":
+        del parent[last]
+    elif isinstance(parent, list):
+        parent.insert(last, json.loads(json.dumps(parent[last])))
+    else:  # an object: the value also under a second key (another token, another field)
+        parent[f"{last}2" if isinstance(last, str) else last] = parent[last]
+    return document
+
+
 @st.composite
 def mutated_tokenizer(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]:
     spec = json.loads(json.dumps(spec))
     tokens = sorted(spec["model"]["vocab"])
     for _ in range(draw(st.integers(1, 3))):
+        if not isinstance(spec, dict):
+            break
         model = spec.get("model") if isinstance(spec.get("model"), dict) else {}
         vocab = model.get("vocab") if isinstance(model.get("vocab"), dict) else {}
         added = spec.get("added_tokens") if isinstance(spec.get("added_tokens"), list) else []
-        op = draw(st.sampled_from(["place", "vocab_id", "vocab_drop", "vocab_add", "merge_drop",
-                                   "merge_swap", "merge_add", "special_id", "regex"]))
+        op = draw(st.sampled_from(["place", "node", "node", "drop", "duplicate", "vocab_id",
+                                   "vocab_drop", "vocab_add", "merge_drop", "merge_swap",
+                                   "merge_add", "special_id", "regex"]))
         if op == "place":
             set_path(spec, draw(st.sampled_from(TOKENIZER_PLACES)), draw(json_values))
+        elif op in ("node", "drop", "duplicate"):
+            spec = mutated_structure(draw, spec, op)
         elif op == "vocab_id":
             vocab[draw(st.sampled_from(tokens))] = draw(st.sampled_from(INTERESTING_INTS)
                                                         | st.integers(-2, 600))
@@ -156,17 +191,38 @@ def test_tokenizer_mutations(workdir: Path, valid_tokenizer_files: TokenizerFile
     folder.mkdir(exist_ok=True)
     spec = json.loads(spec_bytes)
     config = json.loads(config_bytes)
-    target = data.draw(st.sampled_from(["tokenizer", "config", "config_bytes"]))
+    target = data.draw(st.sampled_from(["tokenizer", "config", "config_node", "config_bytes"]))
     if target == "tokenizer":
         spec = data.draw(mutated_tokenizer(spec))
     elif target == "config":
-        key = data.draw(st.sampled_from(["bos_token", "eos_token", "chat_template", "other"]))
+        key = data.draw(st.sampled_from(["bos_token", "eos_token", "chat_template", "add_bos_token",
+                                         "other"]))
         config[key] = data.draw(json_values)
+    elif target == "config_node":
+        config = mutated_structure(data.draw, config,
+                                   data.draw(st.sampled_from(["node", "drop", "duplicate"])))
     fresh_file(folder, "tokenizer.json", json.dumps(spec, ensure_ascii=False).encode("utf-8"))
     config_raw = (data.draw(st.binary(max_size=64)) if target == "config_bytes"
                   else json.dumps(config).encode("utf-8"))
     fresh_file(folder, "tokenizer_config.json", config_raw)
-    load_tokenizer(folder)
+    # an unpublished regex is refused unless trusted: half the runs trust it, to reach the rest
+    with trusted_regex(data.draw(st.booleans())):
+        load_tokenizer(folder)
+
+
+@contextlib.contextmanager
+def trusted_regex(trusted: bool) -> Iterator[None]:
+    """MINIBITNET_TRUST_TOKENIZER_REGEX=1 for the block when ``trusted`` (monkeypatch is per
+    test, and Hypothesis runs many examples in one test)."""
+    saved = os.environ.pop(TRUST_REGEX_ENV, None)
+    if trusted:
+        os.environ[TRUST_REGEX_ENV] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(TRUST_REGEX_ENV, None)
+        if saved is not None:
+            os.environ[TRUST_REGEX_ENV] = saved
 
 
 def test_tokenizer_file_is_a_folder(workdir: Path) -> None:

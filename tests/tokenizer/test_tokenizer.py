@@ -154,9 +154,11 @@ def test_made_up_vocabulary_agrees(tmp_path: Path) -> None:
 
 
 @pytest.mark.oracle
-def test_pattern_that_leaves_gaps_agrees(tmp_path: Path) -> None:
+def test_pattern_that_leaves_gaps_agrees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """HF keeps the text between regex matches (Isolated); it must not vanish here either."""
     from tokenizers import Tokenizer as HFTokenizer
+
+    monkeypatch.setenv("MINIBITNET_TRUST_TOKENIZER_REGEX", "1")  # not a published pattern
 
     spec = tokenizer_json(trained_vocab(300))
     spec["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = r"\p{L}+"  # type: ignore[index]
@@ -326,7 +328,16 @@ def _break_with(key: str):  # type: ignore[no-untyped-def]
         s["added_tokens"][0]["id"] = 300
     def special_lstrip(s):  # type: ignore[no-untyped-def]
         s["added_tokens"][0]["lstrip"] = True
+    def pretokenizers_int(s):  # type: ignore[no-untyped-def]
+        s["pre_tokenizer"]["pretokenizers"] = 5
+    def surrogate_special(s):  # type: ignore[no-untyped-def]
+        s["added_tokens"][0]["content"] = "\ud800"
+    def merges_object(s):  # type: ignore[no-untyped-def]
+        s["model"]["merges"] = {"a": "b"}
     cases = {
+        "pretokenizers_int": (pretokenizers_int, "pretokenizers is int"),
+        "surrogate_special": (surrogate_special, "lone surrogate"),
+        "merges_object": (merges_object, "model.merges is dict, expected a list"),
         "no_model": (no_model, "no 'model'"), "wordpiece": (wordpiece, "expected 'BPE'"),
         "ignore_merges_false": (ignore_merges_false, "ignore_merges"),
         "no_pre_tokenizer": (no_pre_tokenizer, "pre_tokenizer is 'Whitespace'"),
@@ -345,7 +356,7 @@ def _break_with(key: str):  # type: ignore[no-untyped-def]
     return cases[key]
 
 
-BROKEN = ["no_model", "wordpiece", "ignore_merges_false", "no_pre_tokenizer", "metaspace",
+BROKEN = ["pretokenizers_int", "surrogate_special", "merges_object", "no_model", "wordpiece", "ignore_merges_false", "no_pre_tokenizer", "metaspace",
           "normalizer", "not_byte_level", "missing_byte", "shared_id", "merge_unknown",
           "merge_not_pair", "merges_out_of_order", "merge_missing", "merge_twice",
           "special_clash", "special_on_vocab_id", "special_lstrip"]

@@ -96,3 +96,26 @@ def build_model_with_tokenizer(folder: Path, vocab: dict[str, int] | None = None
     fields.update(overrides)
     build_checkpoint(folder, shape, seed, **fields)
     return write_tokenizer(folder, vocab)
+
+
+def json_paths(document: Any, per_container: int = 6) -> list[list[Any]]:
+    """Paths (lists of keys and indices) to nodes of a parsed JSON document, for fuzzing.
+
+    Every node of small containers; of a container with more than ``per_container`` entries
+    (a vocabulary, the merges), only its first few and its last, so that the list stays short.
+    """
+    paths: list[list[Any]] = []
+
+    def walk(node: Any, path: list[Any]) -> None:
+        paths.append(path)
+        if isinstance(node, dict):
+            keys = list(node)
+            for key in keys[:per_container] + keys[per_container:][-1:]:
+                walk(node[key], path + [key])
+        elif isinstance(node, list):
+            indices = list(range(len(node)))
+            for index in indices[:per_container] + indices[per_container:][-1:]:
+                walk(node[index], path + [index])
+
+    walk(document, [])
+    return paths
