@@ -15,6 +15,8 @@ import pytest
 
 import minibitnet
 from minibitnet.files import atomic_write, atomic_write_text
+from minibitnet.files import naming_os_errors
+from minibitnet.folders import folder_lock, remove_stale_temporaries, replace_folder
 from minibitnet.formats.safetensors import TensorSpec, read_header, write_safetensors
 from minibitnet_testing.builders import build_checkpoint
 
@@ -134,3 +136,99 @@ def test_sigkill_mid_write_keeps_the_old_checkpoint(tmp_path: Path) -> None:
         process.wait(timeout=60)
     assert digest(target) == before
     minibitnet.load(folder)
+
+
+# ---- whole folders: the lock, stale temporaries, the replacement ----
+
+def make_folder(path: Path, **files: str) -> Path:
+    path.mkdir()
+    for name, text in files.items():
+        (path / name).write_text(text, encoding="utf-8")
+    return path
+
+
+def snapshot_text(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in folder.iterdir()}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_a_held_folder_lock_refuses_a_second_holder_and_goes_with_its_file(
+        tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with folder_lock(target) as locked:
+        assert locked
+        with pytest.raises(BlockingIOError), folder_lock(target):
+            pass
+        assert (tmp_path / ".out.minibitnet-lock").exists()
+    assert list(tmp_path.iterdir()) == []  # the lock file is removed with the lock
+    with folder_lock(target), folder_lock(tmp_path / "other"):  # another folder: its own lock
+        pass
+
+
+def test_only_our_temporaries_of_that_folder_are_removed(tmp_path: Path) -> None:
+    ours = [make_folder(tmp_path / ".out.minibitnet-partial-12", x="1"),
+            make_folder(tmp_path / ".out.minibitnet-old-7", x="2")]
+    make_folder(tmp_path / "out")
+    kept = [make_folder(tmp_path / ".out.minibitnet-partial-x"),  # not a pid
+            make_folder(tmp_path / ".outer.minibitnet-partial-12"),  # another folder's
+            make_folder(tmp_path / "out.minibitnet-partial-12"),  # not hidden: the user's
+            make_folder(tmp_path / ".out.minibitnet-partial-12.bak")]
+    (tmp_path / ".out.minibitnet-partial-13").write_text("a file, not our folder")
+    assert remove_stale_temporaries(tmp_path / "out") == [
+        f"removed {path}, left by an interrupted write" for path in ours]
+    assert not any(path.exists() for path in ours)
+    assert all(path.exists() for path in kept)
+    assert (tmp_path / ".out.minibitnet-partial-13").is_file()
+
+
+def test_a_folder_set_aside_with_the_target_missing_is_restored(tmp_path: Path) -> None:
+    make_folder(tmp_path / ".out.minibitnet-old-7", model="old")
+    make_folder(tmp_path / ".out.minibitnet-partial-7", model="new, maybe half")
+    done = remove_stale_temporaries(tmp_path / "out")
+    assert done[0].startswith(f"restored {tmp_path / 'out'}")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert (tmp_path / "out" / "model").read_text(encoding="utf-8") == "old"
+
+
+def test_replace_folder_keeps_what_it_is_told_and_leaves_no_aside(tmp_path: Path) -> None:
+    target = make_folder(tmp_path / "out", model="old", notes="mine", shared="old")
+    partial = make_folder(tmp_path / ".out.minibitnet-partial-1", model="new", shared="new")
+    replace_folder(partial, target, keep=lambda name: name != "model")
+    assert snapshot_text(target) == {"model": "new", "notes": "mine", "shared": "new"}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_failed_rename_into_place_puts_the_old_folder_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = make_folder(tmp_path / "out", model="old")
+    partial = make_folder(tmp_path / ".out.minibitnet-partial-1", model="new")
+    real_rename = os.rename
+
+    def rename(source: Path, destination: Path) -> None:
+        if Path(source) == partial:
+            raise OSError(28, "No space left on device")
+        real_rename(source, destination)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError):
+        replace_folder(partial, target, keep=lambda name: True)
+    monkeypatch.undo()
+    assert snapshot_text(target) == {"model": "old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [partial.name, "out"]
+
+
+def test_an_os_error_without_a_file_is_named_after_the_file_written(tmp_path: Path) -> None:
+    target = tmp_path / "model.safetensors"
+    with pytest.raises(OSError) as raised, naming_os_errors(target):
+        raise OSError(28, "No space left on device")
+    assert raised.value.filename == str(target)
+    with pytest.raises(OSError) as raised, naming_os_errors(target):  # the temporary beside it
+        raise OSError(28, "No space left on device", str(tmp_path / ".model.safetensors.x.tmp"))
+    assert raised.value.filename == str(target)
+    elsewhere = str(tmp_path / "source" / "tokenizer.json")
+    with pytest.raises(OSError) as raised, naming_os_errors(target):  # a read of another file
+        raise OSError(13, "Permission denied", elsewhere)
+    assert raised.value.filename == elsewhere
+    with pytest.raises(BrokenPipeError) as raised, naming_os_errors(target):  # stderr, not it
+        raise BrokenPipeError(32, "Broken pipe")
+    assert raised.value.filename is None

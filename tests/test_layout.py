@@ -5,7 +5,8 @@ Every import statement in the source counts, those inside functions and under
 ``typing.TYPE_CHECKING`` too: a circle a type checker sees is still a circle a reader must untangle.
 The layers, from the bottom (a module may import its own layer and the layers below it):
 
-    errors, families, files, pages, config     the shared vocabulary
+    errors, families, files, folders, pages,   the shared vocabulary
+    config
     core/                                      the readable transformer, NumPy only
     kernels/ (registry, dense, adapters)       the ternary kernels; kernels/mypyc/ and
                                                kernels/numba/ import nothing of the package
@@ -25,7 +26,7 @@ import minibitnet
 
 PACKAGE_DIR = Path(minibitnet.__file__).parent
 BOTTOM = {"minibitnet.errors", "minibitnet.families", "minibitnet.files",
-          "minibitnet.pages", "minibitnet.config"}
+          "minibitnet.folders", "minibitnet.pages", "minibitnet.config"}
 # layer -> the layers it may import (besides the bottom one and itself)
 ALLOWED = {
     "bottom": set(),

@@ -26,7 +26,7 @@ from .checkpoint import MASTERS, PACKED, WEIGHTS_FILE, expected_tensors
 from ..config import ModelConfig
 from ..errors import CheckpointError
 from ..families import BITNET, FAMILIES, ONEBITLLM
-from ..files import atomic_write_text
+from ..files import atomic_write_text, naming_os_errors
 from .latents import master_from_ternary
 from ..core.packing import unpack_ternary
 from .safetensors import TensorSpec, write_safetensors
@@ -155,15 +155,20 @@ def write_safetensors_model(out_dir: str | Path, config: ModelConfig, weights: W
 
     on_bytes: called after each tensor is written, with its size in bytes (for a progress bar)
     returns:  the model folder
+    raises:   OSError naming the file being written (model.safetensors or config.json) when
+              a write fails, the disk being full say
     """
     if layout not in (PACKED, MASTERS):
         raise ValueError(f"layout {layout!r}: expected {PACKED!r} or {MASTERS!r}")
     config = config_for_layout(config, layout)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_safetensors(out_dir / WEIGHTS_FILE, tensor_specs(config, weights, layout),
-                      _produce(weights, out_dir / WEIGHTS_FILE), on_bytes=on_bytes)
-    atomic_write_text(out_dir / "config.json", json.dumps(config.to_json_dict(), indent=2) + "\n")
+    with naming_os_errors(out_dir / WEIGHTS_FILE):  # a full disk names the file it filled
+        write_safetensors(out_dir / WEIGHTS_FILE, tensor_specs(config, weights, layout),
+                          _produce(weights, out_dir / WEIGHTS_FILE), on_bytes=on_bytes)
+    with naming_os_errors(out_dir / "config.json"):
+        atomic_write_text(out_dir / "config.json",
+                          json.dumps(config.to_json_dict(), indent=2) + "\n")
     return out_dir
 
 
