@@ -14,7 +14,9 @@ bitnet.cpp's GGUF carries the tokenizer in its metadata (llama.cpp's ``gpt2`` BP
 Only the LLaMA-3 form that :mod:`minibitnet.tokenizer` reads is converted, in both directions:
 the Split regex of ``tokenizer_json.LLAMA3_PATTERN`` ("llama-bpe"), byte-level tokens, and
 special tokens taken from ``added_tokens``. The GGUF list is dense (ids 0 .. N-1); a
-tokenizer.json with a gap in its ids is refused. Key names and token types as gguf-py's
+tokenizer.json with a gap in its ids is refused. On read, one CheckpointError names the key
+of a vocabulary with no normal token, a token type outside 0 .. 6, a token listed twice, a
+token_type array of another length, or a merge that is not "a b". Key names and token types as gguf-py's
 ``constants.py`` (``Keys.Tokenizer``, ``TokenType``).
 """
 
@@ -29,6 +31,7 @@ from ..formats.gguf.container import ARRAY, INT32, STRING, GGUFFile
 from .synthetic import LLAMA3_PATTERN, tokenizer_json
 
 NORMAL, CONTROL, USER_DEFINED = 1, 3, 4
+MAX_TOKEN_TYPE = 6  # gguf-py's TokenType: 0 undefined ... 6 byte
 GGML_MODEL, GGML_PRE = "gpt2", "llama-bpe"
 
 
@@ -84,6 +87,29 @@ def _strings(file: GGUFFile, key: str) -> list[str]:
     return value
 
 
+def _check_vocabulary(file: GGUFFile, tokens: list[str], types: np.ndarray) -> None:
+    """Token types llama.cpp defines, at least one normal token (the BPE vocabulary; the rest
+    are added tokens), and no token twice (an id would be lost). Linear in the vocabulary."""
+    unknown = np.flatnonzero((types < 0) | (types > MAX_TOKEN_TYPE))
+    if unknown.size:
+        at = int(unknown[0])
+        raise CheckpointError(f"{file.path}: metadata 'tokenizer.ggml.token_type' gives token "
+                              f"{at} type {int(types[at])}, expected 0 to {MAX_TOKEN_TYPE} "
+                              "(1 normal, 3 control, 4 user-defined)")
+    if not np.any(types == NORMAL):
+        raise CheckpointError(f"{file.path}: metadata 'tokenizer.ggml.token_type' has no normal "
+                              f"token (type {NORMAL}) among {len(tokens)}, expected the byte-level "
+                              "BPE vocabulary to be normal tokens")
+    if len(set(tokens)) != len(tokens):
+        seen: dict[str, int] = {}
+        for index, token in enumerate(tokens):
+            if token in seen:
+                raise CheckpointError(f"{file.path}: metadata 'tokenizer.ggml.tokens' holds "
+                                      f"{token[:40]!r} at ids {seen[token]} and {index}, "
+                                      "expected every token once")
+            seen[token] = index
+
+
 def tokenizer_files(file: GGUFFile) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The tokenizer.ggml.* metadata -> (tokenizer.json, tokenizer_config.json); None when the
     file carries no tokenizer."""
@@ -103,6 +129,7 @@ def tokenizer_files(file: GGUFFile) -> tuple[dict[str, Any], dict[str, Any]] | N
         found = f"{len(types)} entries" if isinstance(types, np.ndarray) else repr(types)[:40]
         raise CheckpointError(f"{file.path}: metadata 'tokenizer.ggml.token_type' is {found}, "
                               f"expected {len(tokens)} integers (one per token)")
+    _check_vocabulary(file, tokens, types)
     merges = []
     for text in _strings(file, "tokenizer.ggml.merges"):
         left, space, right = text.partition(" ")

@@ -24,6 +24,7 @@ from minibitnet.formats.gguf.container import (
     ARRAY, BF16, BOOL, F16, F32, FLOAT32, FLOAT64, I2_S, INT8, INT16, INT32, INT64, STRING,
     UINT8, UINT16, UINT32, UINT64, GGUFFile, TensorToWrite, write_gguf,
 )
+from minibitnet.formats.gguf import container
 from minibitnet.formats.gguf.checkpoint import load_gguf, write_gguf_model
 from minibitnet.formats.gguf.i2s import pack_i2s, unpack_i2s
 from minibitnet.formats.master import round_scale_to_bf16
@@ -499,3 +500,86 @@ def test_an_alignment_that_is_not_a_number_is_one_clean_error(tmp_path):
     with pytest.raises(CheckpointError, match=re.escape("general.alignment is array([32], "
                                                         "dtype=uint8), expected a UINT32")):
         GGUFFile(tmp_path / "a.gguf")
+
+
+# ---- budgets: every count is bounded before a loop over it starts ----
+
+
+def string_array_gguf(path: Path, arrays: list[tuple[int, bytes]]) -> Path:
+    """A GGUF of string arrays made with NumPy, not the writer: each (claimed count, element
+    bytes) is one key; empty strings are 8 zero bytes each (their length)."""
+    header = b"GGUF" + struct.pack("<IQQ", 3, 0, len(arrays))
+    parts = [header]
+    for index, (count, elements) in enumerate(arrays):
+        key = f"key{index}".encode()
+        parts += [struct.pack("<Q", len(key)), key, struct.pack("<IIQ", ARRAY, STRING, count),
+                  elements]
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+def test_eight_million_empty_strings_are_refused_by_count(tmp_path):
+    count = 8 * 2**20  # a 64 MB file of zeros, but 8M str objects: over MAX_ARRAY_STRINGS
+    path = string_array_gguf(tmp_path / "big.gguf", [(count, np.zeros(8 * count, np.uint8)
+                                                      .tobytes())])
+    with pytest.raises(CheckpointError, match=rf"metadata 'key0' holds {count} strings or "
+                                              rf"arrays, expected at most {2**22}"):
+        GGUFFile(path)
+
+
+def test_a_string_array_at_its_budget_is_read_and_one_more_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(container, "MAX_ARRAY_STRINGS", 1000)
+    element = struct.pack("<Q", 2) + b"ab"
+    path = string_array_gguf(tmp_path / "at.gguf", [(1000, element * 1000)])
+    assert GGUFFile(path).metadata["key0"] == ["ab"] * 1000
+    path = string_array_gguf(tmp_path / "over.gguf", [(1001, element * 1001)])
+    with pytest.raises(CheckpointError, match="holds 1001 strings or arrays, expected at most "
+                                              "1000"):
+        GGUFFile(path)
+
+
+def test_the_strings_of_a_whole_file_have_a_budget(tmp_path, monkeypatch):
+    monkeypatch.setattr(container, "MAX_FILE_STRINGS", 1500)
+    element = struct.pack("<Q", 0)
+    path = string_array_gguf(tmp_path / "two.gguf", [(1000, element * 1000),
+                                                     (1000, element * 1000)])
+    with pytest.raises(CheckpointError, match="metadata 'key1' brings the strings and arrays "
+                                              "of the metadata to 2000, expected at most 1500"):
+        GGUFFile(path)
+
+
+@pytest.mark.parametrize("element_type, smallest", [(STRING, 8), (ARRAY, 12), (UINT64, 8),
+                                                    (UINT8, 1)])
+def test_a_count_the_rest_of_the_file_cannot_hold_is_refused_before_reading(
+        tmp_path, element_type, smallest):
+    key = b"k"
+    raw = (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + key
+           + struct.pack("<IIQ", ARRAY, element_type, 2**40) + bytes(100))
+    (tmp_path / "claim.gguf").write_bytes(raw)
+    with pytest.raises(CheckpointError, match=rf"'k' claims {2**40} elements of {smallest} "
+                                              r"bytes or more, more than the 100 bytes left"):
+        GGUFFile(tmp_path / "claim.gguf")
+
+
+def test_an_array_of_an_unknown_element_type_is_refused(tmp_path):
+    raw = (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + b"k"
+           + struct.pack("<IIQ", ARRAY, 13, 1) + bytes(8))
+    (tmp_path / "type.gguf").write_bytes(raw)
+    with pytest.raises(CheckpointError, match="is an array of value type 13, expected 0 to 12"):
+        GGUFFile(tmp_path / "type.gguf")
+
+
+def test_the_counts_of_keys_and_tensors_have_a_budget(tmp_path, monkeypatch):
+    monkeypatch.setattr(container, "MAX_METADATA_KEYS", 2)
+    write_gguf(tmp_path / "keys.gguf", {f"k{i}": (UINT8, i) for i in range(3)}, [])
+    with pytest.raises(CheckpointError, match="claims 3 metadata entries and 0 tensors, "
+                                              "expected at most 2 entries"):
+        GGUFFile(tmp_path / "keys.gguf")
+
+
+def test_a_numeric_array_is_one_read_only_view_of_the_map(tmp_path):
+    values = np.arange(2**20, dtype="<u4")  # a million numbers: no Python object per element
+    write_gguf(tmp_path / "n.gguf", {"n": (ARRAY, (UINT32, values))}, [])
+    read = GGUFFile(tmp_path / "n.gguf").metadata["n"]
+    assert read.dtype == np.dtype("<u4") and np.array_equal(read, values)
+    assert not read.flags.writeable

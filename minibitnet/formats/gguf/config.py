@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ...config import ModelConfig, config_from_dict
+from ...config import ModelConfig, check_float_range, config_from_dict
 from ...families import FAMILIES, LLAMA_BITNET, ONEBITLLM
 from .container import (
     FLOAT32, FLOAT_TYPES, INTEGER_TYPES, STRING, UINT32, VALUE_TYPE_NAMES, GGUFFile,
@@ -111,6 +111,13 @@ def _check_rope(file: GGUFFile, arch: Architecture) -> None:
                          "plain RoPE")
 
 
+def _float_in_range(file: GGUFFile, key: str, config_key: str, default: Any = None) -> float:
+    """A FLOAT32/FLOAT64 value of ``key`` in the range the maths needs for ``config_key``
+    (config.FLOAT_RANGES, the range config.json's value has too); the error names ``key``."""
+    value = float(_number(file, key, FLOAT_TYPES, default))
+    return check_float_range(config_key, value, f"{file.path} (metadata '{key}')")
+
+
 def _family_keys(arch: Architecture) -> dict[str, Any]:
     """The config.json keys that name the family of ``arch`` (families.family_of reads them)."""
     family = FAMILIES[arch.family]
@@ -151,8 +158,9 @@ def config_from_gguf(file: GGUFFile) -> ModelConfig:
         "num_hidden_layers": _number(file, p + "block_count", INTEGER_TYPES),
         "num_attention_heads": heads,
         "num_key_value_heads": _number(file, p + "attention.head_count_kv", INTEGER_TYPES, heads),
-        "rms_norm_eps": float(_number(file, p + "attention.layer_norm_rms_epsilon", FLOAT_TYPES)),
-        "rope_theta": float(_number(file, p + "rope.freq_base", FLOAT_TYPES, 10000.0)),
+        "rms_norm_eps": _float_in_range(file, p + "attention.layer_norm_rms_epsilon",
+                                        "rms_norm_eps"),
+        "rope_theta": _float_in_range(file, p + "rope.freq_base", "rope_theta", 10000.0),
         "max_position_embeddings": _number(file, p + "context_length", INTEGER_TYPES),
         # an output.weight under an architecture without one is refused with the tensors
         "tie_word_embeddings": not (arch.has_output and "output.weight" in file),

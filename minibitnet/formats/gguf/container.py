@@ -19,12 +19,17 @@ Dims are in ggml order, fastest first: a row-major (out, in) matrix has dims [in
 
 Every count, length and offset is checked against the file size before it is used, so a
 corrupt or truncated file gives one :class:`CheckpointError` naming the file and what was
-expected, never a read outside its bounds nor a huge allocation.
+expected, never a read outside its bounds nor a huge allocation. Counts are bounded before any
+loop over them starts: an array's count times the size of its smallest element must fit in the
+bytes left, and the keys, tensors and strings of a header have budgets (MAX_* below), since a
+small file of empty strings would otherwise make millions of Python objects. Numeric arrays are
+read-only views of the map, read in one piece.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,7 +39,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ...errors import CheckpointError, one_line
-from ...files import atomic_write
+from ...files import atomic_write, open_regular
 from .i2s import BLOCK_WEIGHTS, i2s_num_bytes
 
 MAGIC = b"GGUF"
@@ -42,6 +47,13 @@ VERSION = 3
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_ARRAY_DEPTH = 4  # arrays of arrays are allowed; deeper than this is not a model file
+# Budgets: a header is read into Python objects, so its counts are bounded by what a model file
+# holds, not only by the file size (an 8M-string array of empty strings is a 64 MB file, but
+# 8M str objects). Each string costs ~0.1 us to read and ~50 bytes to hold.
+MAX_METADATA_KEYS = 2**16  # real files carry about 40 keys
+MAX_TENSORS = 2**16  # 2B4T has 332 tensors; llama.cpp's largest models a few thousand
+MAX_ARRAY_STRINGS = 2**22  # one string array: a vocabulary (2B4T: 128256) or its merges (280147)
+MAX_FILE_STRINGS = 2**23  # the strings (and nested arrays) of all arrays of one file together
 
 # value types of the metadata
 UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, \
@@ -50,6 +62,12 @@ SCALAR_FORMATS: dict[int, str] = {
     UINT8: "<B", INT8: "<b", UINT16: "<H", INT16: "<h", UINT32: "<I", INT32: "<i",
     FLOAT32: "<f", BOOL: "<?", UINT64: "<Q", INT64: "<q", FLOAT64: "<d",
 }
+SCALAR_STRUCTS = {kind: struct.Struct(fmt) for kind, fmt in SCALAR_FORMATS.items()}
+_LENGTH = struct.Struct("<Q")  # the length before every string
+# the fewest bytes one array element takes: a number its size, a string its 8-byte length, an
+# array its u32 element type and u64 count; a count beyond (bytes left) / this cannot be true
+MIN_ELEMENT_BYTES = {**{kind: unpack.size for kind, unpack in SCALAR_STRUCTS.items()},
+                     STRING: 8, ARRAY: 12}
 INTEGER_TYPES = (UINT8, INT8, UINT16, INT16, UINT32, INT32, UINT64, INT64)
 FLOAT_TYPES = (FLOAT32, FLOAT64)
 VALUE_TYPE_NAMES = ["UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32", "BOOL",
@@ -107,35 +125,83 @@ class TensorToWrite:
 
 
 class _Cursor:
-    """Reads the header of a mapped file front to back; every read is bounds-checked."""
+    """Reads the header of a mapped file front to back; every read is bounds-checked.
+
+    subtle: reads go through a memoryview of the map with ``struct.unpack_from``, never through
+    ``bytes(...)`` copies, and arrays are read in one piece (numbers) or one tight loop
+    (strings), so that a header of millions of entries parses in linear time.
+    """
 
     def __init__(self, path: Path, raw: np.ndarray) -> None:
-        self.path, self.raw, self.position, self.size = path, raw, 0, int(raw.shape[0])
+        self.path, self.position, self.size = path, 0, int(raw.shape[0])
+        self.buffer = raw.data.cast("B")  # (size,) bytes of the map, no copy
+        self.strings_read = 0  # string and array elements of every array so far
 
     def fail(self, message: str) -> CheckpointError:
         return CheckpointError(one_line(f"{self.path}: {message}"))
 
+    def _truncated(self, count: int, what: str) -> CheckpointError:
+        return self.fail(f"file ends at byte {self.size} inside {what} (needs {count} bytes "
+                         f"at byte {self.position}; truncated?)")
+
     def take(self, count: int, what: str) -> bytes:
         if count > self.size - self.position:
-            raise self.fail(f"file ends at byte {self.size} inside {what} (needs {count} bytes "
-                            f"at byte {self.position}; truncated?)")
+            raise self._truncated(count, what)
         start, self.position = self.position, self.position + count
-        return bytes(self.raw[start:self.position])
+        return bytes(self.buffer[start:self.position])
 
     def scalar(self, value_type: int, what: str) -> Any:
-        fmt = SCALAR_FORMATS[value_type]
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+        unpack = SCALAR_STRUCTS[value_type]
+        if unpack.size > self.size - self.position:
+            raise self._truncated(unpack.size, what)
+        value = unpack.unpack_from(self.buffer, self.position)[0]
+        self.position += unpack.size
+        return value
 
     def string(self, what: str) -> str:
-        length = self.scalar(UINT64, what)
-        data = self.take(length, what)
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise self.fail(f"{what} is not valid UTF-8") from None
+        return self.strings(1, what)[0]
+
+    def strings(self, count: int, what: str) -> list[str]:
+        """``count`` strings, front to back: the hot loop of a vocabulary (one str each)."""
+        buffer, position, size, out = self.buffer, self.position, self.size, []
+        read_length = _LENGTH.unpack_from
+        for index in range(count):
+            if size - position < 8:
+                self.position = position
+                raise self._truncated(8, what if count == 1 else f"{what}[{index}]")
+            length = read_length(buffer, position)[0]
+            position += 8
+            if length > size - position:
+                self.position = position
+                raise self._truncated(length, what if count == 1 else f"{what}[{index}]")
+            try:
+                out.append(str(buffer[position:position + length], "utf-8") if length else "")
+            except UnicodeDecodeError:
+                shown = what if count == 1 else f"{what}[{index}]"
+                raise self.fail(f"{shown} is not valid UTF-8") from None
+            position += length
+        self.position = position
+        return out
+
+    def _check_count(self, count: int, element_type: int, what: str) -> None:
+        """Refuse, before any element is read, an array that cannot fit in the rest of the
+        file or that would break the budget of strings (see MAX_ARRAY_STRINGS)."""
+        smallest = MIN_ELEMENT_BYTES[element_type]
+        if count > (self.size - self.position) // smallest:
+            raise self.fail(f"{what} claims {count} elements of {smallest} bytes or more, more "
+                            f"than the {self.size - self.position} bytes left in the file hold")
+        if element_type in SCALAR_STRUCTS:
+            return
+        if count > MAX_ARRAY_STRINGS:
+            raise self.fail(f"{what} holds {count} strings or arrays, expected at most "
+                            f"{MAX_ARRAY_STRINGS} (a vocabulary is far smaller)")
+        if self.strings_read + count > MAX_FILE_STRINGS:
+            raise self.fail(f"{what} brings the strings and arrays of the metadata to "
+                            f"{self.strings_read + count}, expected at most {MAX_FILE_STRINGS}")
+        self.strings_read += count
 
     def value(self, value_type: int, what: str, depth: int = 0) -> Any:
-        if value_type in SCALAR_FORMATS:
+        if value_type in SCALAR_STRUCTS:
             return self.scalar(value_type, what)
         if value_type == STRING:
             return self.string(what)
@@ -144,15 +210,18 @@ class _Cursor:
         if depth >= MAX_ARRAY_DEPTH:
             raise self.fail(f"{what} nests arrays deeper than {MAX_ARRAY_DEPTH}")
         element_type = self.scalar(UINT32, what)
+        if element_type not in MIN_ELEMENT_BYTES:
+            raise self.fail(f"{what} is an array of value type {element_type}, expected 0 to 12")
         count = self.scalar(UINT64, what)
-        if element_type in SCALAR_FORMATS:  # numbers: one read, checked against the size
+        self._check_count(count, element_type, what)
+        if element_type in SCALAR_STRUCTS:  # numbers: one read-only view of the map, no copy
             dtype = np.dtype(SCALAR_FORMATS[element_type])
-            data = self.take(count * dtype.itemsize, what)
-            return np.frombuffer(data, dtype).copy()
-        # strings and arrays take at least 8 bytes each: a count beyond that cannot fit
-        if count > (self.size - self.position) // 8:
-            raise self.fail(f"{what} claims {count} elements, more than the file can hold")
-        return [self.value(element_type, f"{what}[{i}]", depth + 1) for i in range(count)]
+            array = np.frombuffer(self.buffer, dtype, count, self.position)
+            self.position += count * dtype.itemsize
+            return array
+        if element_type == STRING:
+            return self.strings(count, what)
+        return [self.value(ARRAY, f"{what}[{i}]", depth + 1) for i in range(count)]
 
 
 def _parse_tensor_info(cursor: _Cursor, index: int) -> GGUFTensor:
@@ -181,12 +250,15 @@ class GGUFFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            size = self.path.stat().st_size
-            # subtle: np.memmap cannot map an empty file; an empty array gives the same errors
-            raw = np.memmap(self.path, np.uint8, mode="r") if size else np.zeros(0, np.uint8)
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{self.path}: cannot read ({exc})") from None
+        # np.memmap gets a handle checked to be a regular file: mapping the path itself would
+        # block on a FIFO and take /dev/zero for an empty file
+        with open_regular(self.path, CheckpointError, "a GGUF file") as handle:
+            try:
+                size = os.fstat(handle.fileno()).st_size
+                # subtle: np.memmap cannot map an empty file; an empty array gives the same errors
+                raw = np.memmap(handle, np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+            except (OSError, ValueError) as exc:
+                raise CheckpointError(f"{self.path}: cannot read ({exc})") from None
         self._raw: np.ndarray = raw
         cursor = _Cursor(self.path, raw)
         magic = cursor.take(4, "the magic number")
@@ -201,6 +273,10 @@ class GGUFFile:
         if kv_count * 13 + tensor_count * 28 > size:
             raise cursor.fail(f"claims {kv_count} metadata entries and {tensor_count} tensors, "
                               f"more than a {size}-byte file can hold")
+        if kv_count > MAX_METADATA_KEYS or tensor_count > MAX_TENSORS:
+            raise cursor.fail(f"claims {kv_count} metadata entries and {tensor_count} tensors, "
+                              f"expected at most {MAX_METADATA_KEYS} entries and {MAX_TENSORS} "
+                              "tensors (a model file holds a few hundred)")
         self.metadata: dict[str, Any] = {}
         self.value_types: dict[str, int] = {}
         for index in range(kv_count):
@@ -274,6 +350,34 @@ def _pack_string(text: str) -> bytes:
     return struct.pack("<Q", len(data)) + data
 
 
+def _pack_numbers(element_type: int, elements: Any) -> np.ndarray:
+    """(count,) array of the element type's dtype; ValueError for a value it cannot hold."""
+    dtype = np.dtype(SCALAR_FORMATS[element_type])
+    if not isinstance(elements, np.ndarray) and dtype.kind in "iu":
+        # Python ints straight into the element type: a list mixing 0 and 2**63 + 1 would
+        # otherwise pass through float64 and lose its low bits; NumPy refuses what does not fit
+        elements = list(elements)
+        if not all(isinstance(e, (int, np.integer)) for e in elements):
+            raise ValueError(f"{VALUE_TYPE_NAMES[element_type]} elements must be integers")
+        try:
+            return np.array([int(e) for e in elements], dtype=dtype)
+        except OverflowError:
+            raise ValueError(f"an element does not fit {VALUE_TYPE_NAMES[element_type]}") \
+                from None
+    values = np.asarray(elements if isinstance(elements, np.ndarray) else list(elements))
+    if values.ndim != 1 and values.size:
+        raise ValueError(f"array elements of shape {values.shape}, expected a flat list")
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            numbers = values.reshape(-1).astype(dtype, casting="unsafe")
+    except (OverflowError, FloatingPointError, TypeError) as exc:
+        raise ValueError(f"cannot pack {VALUE_TYPE_NAMES[element_type]} elements ({exc})") \
+            from None
+    if values.size and dtype.kind in "iub" and not np.array_equal(numbers, values):
+        raise ValueError(f"an element does not fit {VALUE_TYPE_NAMES[element_type]}")
+    return numbers
+
+
 def _pack_value(value_type: int, value: Any) -> bytes:
     if value_type in SCALAR_FORMATS:
         return struct.pack(SCALAR_FORMATS[value_type], value)
@@ -281,6 +385,9 @@ def _pack_value(value_type: int, value: Any) -> bytes:
         return _pack_string(value)
     if value_type == ARRAY:  # value = (element type, elements)
         element_type, elements = value
+        if element_type in SCALAR_FORMATS:  # numbers in one piece, as the reader takes them
+            numbers = _pack_numbers(element_type, elements)
+            return struct.pack("<IQ", element_type, numbers.size) + numbers.tobytes()
         elements = list(elements)
         head = struct.pack("<IQ", element_type, len(elements))
         return head + b"".join(_pack_value(element_type, e) for e in elements)
