@@ -30,6 +30,8 @@ from .safetensors import SafetensorsFile, TensorInfo
 INDEX_FILE = "model.safetensors.index.json"
 # an 8B model's index is about 25 kB; a larger file is not an index and is not read into memory
 MAX_INDEX_BYTES = 16 * 1024 * 1024
+# LLaMA 3.1 405B, the largest open checkpoint, ships 191 shards; 50 times that is not a model
+MAX_SHARDS = 10_000
 
 
 def _read_weight_map(path: Path) -> dict[str, str]:
@@ -58,22 +60,41 @@ class ShardedSafetensors:
     def __init__(self, index_path: str | Path) -> None:
         self.path = Path(index_path)  # errors about the checkpoint as a whole name the index
         weight_map = _read_weight_map(self.path)
-        shards: dict[str, SafetensorsFile] = {}
+        shards = self._open_shards(sorted(set(weight_map.values())))
         self.tensors: dict[str, TensorInfo] = {}
         self._shard_of: dict[str, SafetensorsFile] = {}
         for name, shard_name in weight_map.items():
-            if shard_name not in shards:
-                shard_path = self.path.parent / shard_name
-                if not shard_path.is_file():
-                    raise CheckpointError(f"{shard_path}: no such file (named by "
-                                          f"{self.path.name})")
-                shards[shard_name] = SafetensorsFile(shard_path)
             shard = shards[shard_name]
             if name not in shard.tensors:
                 raise CheckpointError(f"{shard.path}: no tensor {name!r}, which "
                                       f"{self.path.name} places in this file")
             self.tensors[name] = shard.tensors[name]
             self._shard_of[name] = shard
+
+    def _open_shards(self, shard_names: list[str]) -> dict[str, SafetensorsFile]:
+        """Shard file name -> its file, each distinct file opened and checked once.
+
+        subtle: names that are links to one file (as the Hugging Face cache makes of identical
+        blobs) share one SafetensorsFile, keyed by device and inode: an index naming 2000 links
+        to one large header would otherwise parse that header 2000 times.
+        """
+        if len(shard_names) > MAX_SHARDS:
+            raise CheckpointError(f"{self.path}: names {len(shard_names)} shard files, expected "
+                                  f"at most {MAX_SHARDS}")
+        by_file: dict[tuple[int, int], SafetensorsFile] = {}
+        shards: dict[str, SafetensorsFile] = {}
+        for shard_name in shard_names:
+            shard_path = self.path.parent / shard_name
+            try:
+                status = shard_path.stat()
+            except OSError:  # the type of one that exists SafetensorsFile checks
+                raise CheckpointError(f"{shard_path}: no such file (named by "
+                                      f"{self.path.name})") from None
+            key = (status.st_dev, status.st_ino)
+            if key not in by_file:
+                by_file[key] = SafetensorsFile(shard_path)
+            shards[shard_name] = by_file[key]
+        return shards
 
     def __contains__(self, name: str) -> bool:
         return name in self.tensors
@@ -93,11 +114,13 @@ def open_tensors(model_dir: Path, weights_file: str) -> SafetensorsFile | Sharde
     raises: CheckpointError when there is neither (naming ``weights_file``)
     """
     path = model_dir / weights_file
-    if not path.exists() and (model_dir / INDEX_FILE).is_file():
+    # exists(), not is_file(): a FIFO or device there is refused by its type (SafetensorsFile,
+    # read_bounded), not reported missing
+    if not path.exists() and (model_dir / INDEX_FILE).exists():
         return ShardedSafetensors(model_dir / INDEX_FILE)
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, expected the safetensors file")
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: no such file (.bin checkpoints are not supported; "
                               f"expected one {weights_file}, or {INDEX_FILE} and its shards)")
     return SafetensorsFile(path)

@@ -16,7 +16,7 @@ import minibitnet
 from minibitnet.formats.checkpoint import WEIGHTS_FILE
 from minibitnet.errors import CheckpointError
 from minibitnet.formats.safetensors import SafetensorsFile, TensorSpec, write_safetensors
-from minibitnet.formats.shards import INDEX_FILE
+from minibitnet.formats.shards import INDEX_FILE, ShardedSafetensors
 from minibitnet_testing.builders import build_checkpoint
 from minibitnet_testing.family_builders import build_family_checkpoint
 
@@ -143,3 +143,46 @@ def test_a_single_file_wins_over_an_index(pairs, tmp_path):
     (folder / WEIGHTS_FILE).write_bytes((single / WEIGHTS_FILE).read_bytes())
     assert np.array_equal(minibitnet.load(folder).logits(PROMPT),
                           minibitnet.load(single).logits(PROMPT))
+
+
+def linked_shards(tmp_path: Path, links: int) -> Path:
+    """A model whose index maps each tensor to one of ``links`` shard names, every name a
+    symlink to the one file that holds all the tensors."""
+    folder = build_checkpoint(tmp_path / "model", "tiny", seed=2)
+    real = folder / "all-tensors.safetensors"
+    (folder / WEIGHTS_FILE).rename(real)
+    names = list(SafetensorsFile(real).tensors)
+    weight_map = {}
+    for index in range(links):
+        link = f"model-{index + 1:05d}-of-{links:05d}.safetensors"
+        (folder / link).symlink_to(real.name)
+    for position, name in enumerate(names):
+        weight_map[name] = f"model-{position % links + 1:05d}-of-{links:05d}.safetensors"
+    (folder / INDEX_FILE).write_text(json.dumps({"weight_map": weight_map}))
+    return folder
+
+
+def test_links_to_one_shard_file_parse_its_header_once(tmp_path, monkeypatch):
+    expected = minibitnet.load(build_checkpoint(tmp_path / "single", "tiny", seed=2),
+                               backend="reference").logits(PROMPT)
+    folder = linked_shards(tmp_path, links=20)
+    opened = []
+    original_init = SafetensorsFile.__init__
+
+    def counting_init(self, path):
+        opened.append(path)
+        original_init(self, path)
+
+    monkeypatch.setattr(SafetensorsFile, "__init__", counting_init)
+    sharded = ShardedSafetensors(folder / INDEX_FILE)
+    assert len(opened) == 1 and len(sharded.tensors) > 20
+    monkeypatch.undo()
+    model = minibitnet.load(folder, backend="reference")
+    np.testing.assert_array_equal(model.logits(PROMPT), expected)
+
+
+def test_more_shards_than_the_budget_is_one_clean_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("minibitnet.formats.shards.MAX_SHARDS", 5)
+    folder = linked_shards(tmp_path, links=6)
+    with pytest.raises(CheckpointError, match=r"names 6 shard files, expected at most 5"):
+        minibitnet.load(folder, backend="reference")
