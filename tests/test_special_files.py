@@ -346,3 +346,23 @@ def test_read_text_argument_names_the_flag_and_the_byte(tmp_path: Path) -> None:
         read_text_argument(path, 2, "--data")
     path.write_text("héllo", encoding="utf-8")
     assert read_text_argument(path, 100, "--data") == "héllo"
+
+
+@pytest.mark.parametrize("stdin, says", [
+    ("/dev/zero", "standard input: larger than the 16,777,216-byte limit, expected a UTF-8 "
+                  "prompt"),
+    ("latin1", "standard input: not UTF-8 text (byte 3)"),
+])
+def test_a_prompt_piped_in_is_read_within_its_budget(template: Path, tmp_path: Path,
+                                                     stdin: str, says: str) -> None:
+    """generate reads a prompt from standard input when it is not a terminal: /dev/zero there
+    is refused after MAX_PROMPT_FILE_BYTES (16 MiB), as -f refuses it, never read into memory."""
+    source = Path(stdin) if stdin.startswith("/") else tmp_path / "prompt.txt"
+    if stdin == "latin1":
+        source.write_bytes(b"caf\xe9")
+    with source.open("rb") as piped:
+        done = subprocess.run([sys.executable, "-m", "minibitnet.cli", "generate", "-m",
+                               str(template / "model"), "-n", "1"], stdin=piped,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"minibitnet: error: {says}"]

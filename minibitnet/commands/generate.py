@@ -54,8 +54,20 @@ def read_prompt(args: argparse.Namespace) -> str:
     if args.file is not None:
         return read_text_argument(args.file, MAX_PROMPT_FILE_BYTES, "-f/--file")
     if not sys.stdin.isatty():
-        return sys.stdin.read()
+        return _read_standard_input(MAX_PROMPT_FILE_BYTES)
     return ""
+
+
+def _read_standard_input(limit: int) -> str:
+    """The prompt piped in, refused past ``limit`` bytes (``< /dev/zero`` never fills memory)."""
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        raise ArgumentError(f"standard input: larger than the {limit:,}-byte limit, expected "
+                            "a UTF-8 prompt")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArgumentError(f"standard input: not UTF-8 text (byte {exc.start})") from None
 
 
 def run(args: argparse.Namespace) -> int:

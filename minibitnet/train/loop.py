@@ -28,8 +28,9 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..config import ModelConfig, config_from_dict
-from ..errors import ArgumentError, CheckpointError
-from ..files import atomic_write, atomic_write_text, open_regular
+from ..errors import ArgumentError, CheckpointError, TokenizerError
+from ..files import atomic_write, atomic_write_text, open_regular, read_bounded
+from ..tokenizer.bpe_file import MAX_TOKENIZER_CONFIG_BYTES, MAX_TOKENIZER_JSON_BYTES
 from ..tools.progress import ProgressBar
 from ..tools.wording import plural
 from . import bpe
@@ -259,8 +260,12 @@ def finish(out_dir: Path, params: Params, config: ModelConfig, settings: Setting
             "train_seconds": f"{history[-1][4]:.0f}", "quantize": str(settings.quantize)}
     if settings.quantize:
         model_dir = export_model(params, config, out_dir / "model", metadata=info)
-        for name in ("tokenizer.json", "tokenizer_config.json"):
-            (model_dir / name).write_bytes((out_dir / name).read_bytes())
+        # copied within the budgets the tokenizer is read with: OUT may hold one from earlier
+        for name, limit in (("tokenizer.json", MAX_TOKENIZER_JSON_BYTES),
+                            ("tokenizer_config.json", MAX_TOKENIZER_CONFIG_BYTES)):
+            data = read_bounded(out_dir / name, limit, TokenizerError, "a tokenizer file")
+            with atomic_write(model_dir / name) as handle:
+                handle.write(data)
         return model_dir
     export_float(params, out_dir / FLOAT_WEIGHTS_FILE)
     atomic_write_text(out_dir / "config.json", json.dumps(config.to_json_dict(), indent=2))
