@@ -67,7 +67,7 @@ def main() -> None:
     out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
 
-    # The worked example of minibitnet/quant.py: four weights.
+    # The worked example of minibitnet/core/quant.py: four weights.
     w = np.array([[0.3, -0.05, -0.4, 0.1]], dtype=np.float32)
     w_ternary, scale = ternarize_weights(w)
     print("four latent weights:     ", w[0])

@@ -1,7 +1,7 @@
 """Tutorial 4: packing ternary weights, and the memory arithmetic of ternary models.
 
 A ternary weight carries log2(3) = 1.58 bits. This tutorial packs the same weights three ways,
-all defined in ``minibitnet/packing.py``: the Hugging Face 2-bit layout that checkpoints use,
+all defined in ``minibitnet/core/packing.py``: the Hugging Face 2-bit layout that checkpoints use,
 the bit planes of the fast popcount kernel, and base-3 groups of five (1.6 bits per weight) for
 the lookup-table kernel. Then it does the arithmetic that matters most on a CPU: generating one
 token reads every weight once, so no decoder can pass memory bandwidth / bytes per token tokens
@@ -40,7 +40,7 @@ FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figur
 MATRIX_SHAPE = (2560, 6912)  # (out, in) of the matrix packed three ways: a 2B4T gate_proj
 EMBEDDING_BYTES = 2  # bytes per entry of the embedding / head table: bf16 in every variant
 
-# Beyond the package's named shapes (minibitnet/shapes.py: 2B4T and bitnet.cpp's 125M..13B),
+# Beyond the package's named shapes (minibitnet/tools/shapes.py: 2B4T and bitnet.cpp's 125M..13B),
 # three larger LLaMA-like shapes with the 2B4T vocabulary: hidden, intermediate, layers, heads,
 # key/value heads.
 LARGER = {"30B": (6656, 17920, 60, 52, 52), "70B": (8192, 28672, 80, 64, 8),

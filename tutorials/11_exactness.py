@@ -32,7 +32,7 @@ from minibitnet.core.packing import pack_ternary, unpack_ternary  # noqa: E402
 from minibitnet.tools.synthetic import tiny_config, write_checkpoint  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
-EXAMPLES = 150  # per backend; the test suite runs more (tests/fast/)
+EXAMPLES = 150  # per backend; the test suite runs more (tests/kernels/)
 
 
 @st.composite

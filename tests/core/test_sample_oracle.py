@@ -15,7 +15,7 @@ semantics; hand-made ties with exact sums test the edge itself.
 
 Ties: top-k keeps every token tied with the k-th in both. At the edge of the top-p set,
 transformers keeps a count of tokens and picks among tied ones by torch.sort's (unspecified)
-order; minibitnet keeps every token tied with the least likely one kept (minibitnet/sample.py
+order; minibitnet keeps every token tied with the least likely one kept (minibitnet/core/sample.py
 says why). The expected set is transformers' set closed under that rule, and each test checks
 that the closure adds only tokens tied with transformers' least likely one.
 """

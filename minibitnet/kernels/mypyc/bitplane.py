@@ -1,6 +1,6 @@
 """The bit-plane kernel: ternary rows as two bit masks, activations as eight bit planes, popcount.
 
-The weight layout (defined in ``minibitnet/packing.py``, "bit planes") keeps two masks per row,
+The weight layout (defined in ``minibitnet/core/packing.py``, "bit planes") keeps two masks per row,
 64 weights per i64 word: ``plus`` (weight +1) and ``minus`` (weight -1). Per call the int8
 activations become offset-binary bytes ``u = x + 128`` in [0, 255], split into eight bit planes
 ``U_b`` (bit b of every u, 64 columns per word). Then, with ``Z = plus | minus``::

@@ -1,6 +1,6 @@
 """The lookup-table kernel: five ternary weights per byte, partial sums looked up, not computed.
 
-T-MAC / bitnet.cpp "TL" style. The layout (defined in ``minibitnet/packing.py``, "base-3
+T-MAC / bitnet.cpp "TL" style. The layout (defined in ``minibitnet/core/packing.py``, "base-3
 groups") stores each run of five weights of a row as one base-3 code in a byte, so a row of
 ``in`` weights is ``G = ceil(in / 5)`` bytes, padded with zero weights to whole 8-byte words::
 
