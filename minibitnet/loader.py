@@ -41,8 +41,8 @@ def share_cores_with_blas(kernel: object, threads: int | None) -> None:
 
     A kernel that runs its own threads (``kernel.threads``, the numba kernel) gets the cores to
     itself and BLAS runs on the calling thread. subtle: OpenBLAS's threads spin for a while after
-    each call, so with both on two cores a 2B4T decode step measured 140-170 ms with BLAS on
-    two threads and 115 ms with BLAS on one (docs/benchmarks.md). Otherwise an explicit
+    each call, so with both on two cores a 2B4T decode step measured 140-177 ms with BLAS on
+    two threads and 118 ms with BLAS on one (docs/benchmarks.md). Otherwise an explicit
     ``threads`` (``-t``) caps BLAS too; None leaves it as NumPy started it.
     """
     if getattr(kernel, "threads", None) is not None:
@@ -71,8 +71,10 @@ def load(path: str | Path | None = None, backend: str = "fast",
              the command line. Every backend gives bit-identical logits: only speed differs.
     threads: cores for the kernels that use several (the numba kernel; llama.cpp's -t); None:
              the cores this process may use. The same integers on any count. NumPy's BLAS
-             (the head, dense prefill) keeps its own count, set before start by
-             OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS, MKL_NUM_THREADS).
+             (the head, dense prefill) is limited to match (:func:`share_cores_with_blas`):
+             one thread beside the numba kernel, ``threads`` beside the others; with
+             ``threads=None`` and a single-threaded kernel it keeps the count it started with
+             (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS)
     """
     # an unknown name or a bad thread count: ArgumentError, before reading anything
     get_backend(backend, threads)

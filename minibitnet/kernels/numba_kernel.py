@@ -57,6 +57,16 @@ def _import_kernels() -> tuple[ModuleType, ModuleType]:
     return numba, ternary
 
 
+def numba_import_problem() -> str | None:
+    """None when numba and the kernel module import; else why not, one line (this imports
+    numba, about half a second: call it when the kernel is about to be used)."""
+    try:
+        _import_kernels()
+    except ArgumentError as error:
+        return str(error)
+    return None
+
+
 class NumbaKernel:
     """Multiply the checkpoint's packed bytes directly, rows spread over ``threads`` cores."""
 

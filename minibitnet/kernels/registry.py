@@ -42,7 +42,7 @@ from .mypyc_kernels import BitplaneKernel as BitplaneKernel
 from .mypyc_kernels import LutKernel as LutKernel
 from .numba_kernel import NumbaKernel as NumbaKernel
 from .numba_kernel import available_cores as available_cores
-from .numba_kernel import numba_missing
+from .numba_kernel import numba_import_problem, numba_missing
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,13 @@ def _fast_kernel(threads: int | None) -> TernaryKernel:
     faster than dense NumPy from T = 1 to T = 512 on 2560x6912 and 6912x2560, one thread each:
     0.020 against 0.022-0.049 ns/weight for T >= 64; so no dense prefill), else FastKernel."""
     if _FAST_USES_NUMBA:
-        return NumbaKernel(threads, name="fast")
+        problem = numba_import_problem()
+        if problem is None:
+            return NumbaKernel(threads, name="fast")
+        # installed but broken (e.g. built for another NumPy): fast still runs, on the mypyc
+        # kernels, as it does without numba; fast:numba itself stays an error
+        warn_once(f"{problem}; backend fast runs the mypyc kernels instead")
+        check_compiled()
     return FastKernel()
 
 

@@ -219,3 +219,16 @@ def test_an_unwritable_cache_folder_still_runs(tmp_path, where):
         [warning] = result.stderr.splitlines()
         assert warning.startswith("minibitnet: warning: numba cannot cache its compiled kernels")
         assert "NUMBA_CACHE_DIR" in warning
+
+
+def test_info_says_fast_runs_the_numba_kernel(capsys: pytest.CaptureFixture[str]) -> None:
+    """With numba installed, `minibitnet info` names numba as what `fast` runs, and the model
+    loaded with `fast` runs it."""
+    import minibitnet
+    from minibitnet.cli import main
+
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [fast_line] = [line for line in lines if line.split()[:1] == ["fast"]]
+    assert "numba" in fast_line
+    assert isinstance(minibitnet.load(backend="fast", threads=1).kernel, NumbaKernel)

@@ -97,3 +97,38 @@ def test_importing_the_registry_does_not_import_numba():
                             timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_a_numba_that_fails_to_import_leaves_fast_on_the_mypyc_kernels(tmp_path):
+    """Installed but broken (a numba built for another NumPy raises ImportError): ``fast`` warns
+    once and runs the mypyc kernels, as without numba; ``fast:numba`` is one error line."""
+    broken = tmp_path / "numba"
+    broken.mkdir()
+    (broken / "__init__.py").write_text('raise ImportError("Numba needs NumPy 2.5 or less")\n')
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    code = textwrap.dedent("""
+        import numpy as np
+        import minibitnet
+        from minibitnet.errors import ArgumentError
+        model = minibitnet.load(backend="fast")
+        again = minibitnet.load(backend="fast")  # warned once per process
+        print(type(model.kernel).__name__, model.backend)
+        ids = [1, 2, 3]
+        print(np.array_equal(model.logits(ids), minibitnet.load(backend="reference").logits(ids)))
+        try:
+            minibitnet.load(backend="fast:numba")
+        except ArgumentError as error:
+            print(error)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    kernel, equal, refused = result.stdout.splitlines()
+    assert (kernel, equal) == ("FastKernel fast", "True")
+    reason = ("numba does not import (Numba needs NumPy 2.5 or less); "
+              f"{INSTALL_HINT}")
+    assert refused == f"backend fast:numba: {reason}"
+    assert result.stderr.splitlines() == [
+        f"minibitnet: warning: backend fast:numba: {reason}; backend fast runs the mypyc kernels "
+        "instead"]
