@@ -32,14 +32,21 @@ FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figur
 
 
 def ns_per_weight(name: str, w: np.ndarray, x_q: np.ndarray, repeats: int) -> float:
-    """Best time of ``repeats`` matrix-vector products with backend ``name``, per weight."""
+    """Best time of ``repeats`` matrix-vector products with backend ``name``, per weight.
+
+    Each call gets another vector than the call before (x_q, then x_q with its lowest bits
+    flipped, in turn), as each token of a decode does: the LUT kernel keeps the table of the
+    last vector, and the same vector again would time the product without building it.
+    """
     kernel = get_backend(name)
     prepared = kernel.prepare(pack_ternary(w))
-    kernel.matmul(prepared, x_q)  # warm up: first-call costs are not the kernel's
+    vectors = (x_q, x_q ^ 1)  # (1, in) int8 each
+    kernel.matmul(prepared, vectors[1])  # warm up: first-call costs are not the kernel's
     best = float("inf")
-    for _ in range(repeats):
+    for call in range(repeats):
+        x_now = vectors[call % 2]
         start = time.perf_counter()
-        kernel.matmul(prepared, x_q)
+        kernel.matmul(prepared, x_now)
         best = min(best, time.perf_counter() - start)
     return best * 1e9 / w.size
 

@@ -61,19 +61,28 @@ class BitplaneKernel:
 
 
 class LutKernel:
-    """minibitnet.kernels.mypyc.lut: base-3 codes, five weights per byte, table of partial sums."""
+    """minibitnet.kernels.mypyc.lut: base-3 codes, five weights per byte, table of partial sums.
+
+    The matrices of one input width share one table (``lut.LutTable``), which remembers the
+    vector it holds: in a decode step q, k and v fill it once, gate and up once.
+    """
 
     name = "fast:lut"
 
     def __init__(self, module: ModuleType | None = None) -> None:
         self.module = module if module is not None else fast.lut
+        self.tables: dict[int, Any] = {}  # words per row -> the LutTable of that width
 
     def prepare(self, packed: np.ndarray) -> Any:
         w_ternary = unpack_ternary(packed)  # (out, in) int8
         out_features, in_features = w_ternary.shape
         codes = pack_base3_groups(w_ternary)  # (out, 8 * words) uint8
-        return self.module.LutMatrix(out_features, in_features,
-                                     base3_words_per_row(in_features), _to_words(codes))
+        words_per_row = base3_words_per_row(in_features)
+        table = self.tables.get(words_per_row)
+        if table is None:
+            table = self.tables[words_per_row] = self.module.LutTable(words_per_row)
+        return self.module.LutMatrix(out_features, in_features, words_per_row,
+                                     _to_words(codes), table)
 
     def matmul(self, prepared: Any, x_q: np.ndarray) -> np.ndarray:
         return _multiply(self.module.ternary_matmul, prepared, x_q)

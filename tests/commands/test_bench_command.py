@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from minibitnet.cli import main
@@ -50,3 +51,24 @@ def test_bench_context_too_long(folder, capsys):
                  "--repeats", "1"])
     assert code == 1
     assert "context length" in capsys.readouterr().err
+
+
+def test_each_timed_kernel_call_gets_another_vector_than_the_last(monkeypatch) -> None:
+    """A kernel may keep what it built from the last vector (the LUT kernel's table): timing
+    the same vector again would leave that work out, where every token of a decode pays it."""
+    from minibitnet.commands import bench
+
+    seen: list[bytes] = []
+
+    class RecordingKernel:
+        def prepare(self, packed):
+            return packed
+
+        def matmul(self, prepared, x_q):
+            seen.append(x_q.tobytes())
+            return np.zeros((x_q.shape[0], prepared.shape[0]), np.int32)
+
+    monkeypatch.setattr(bench, "get_backend", lambda name, threads=None: RecordingKernel())
+    bench.time_kernel("fast:lut", (8, 40), 1, 5, np.random.default_rng(0))
+    assert len(seen) == 6  # a warm-up call, then the timed ones
+    assert all(before != after for before, after in zip(seen, seen[1:]))

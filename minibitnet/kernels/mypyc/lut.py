@@ -9,8 +9,10 @@ groups") stores each run of five weights of a row as one base-3 code in a byte, 
 Per input vector the kernel first builds, for every group g, the table of all 243 partial sums
 ``table[243 g + code] = sum_k (trit_k(code) - 1) * x[5g + k]``; then each row's product is one
 table read per five weights: no multiplication and no branch in the inner loop. The table is
-built once per vector and read by every row, which is why this kernel suits tall matrices; its
-memory belongs to the matrix (allocated once, at load) and is rewritten for every vector.
+built once per vector and read by every row, which is why this kernel suits tall matrices. Its
+memory (a :class:`LutTable`, allocated once, at load) may be shared by the matrices of one input
+width, and remembers the vector it holds: q, k and v (and gate and up) read the same vector, so
+the table is filled once for the three, not three times.
 
 Exact: every entry is at most 5 * 128 = 640 in magnitude, so the table is i16 (half the cache
 footprint of i32, measurably faster: for in = 6912 it is 672 KB and must stay in L2), and a row
@@ -34,32 +36,54 @@ TILE_WORDS: Final = 64  # weight words (320 columns) per column tile of matvec_i
 
 
 @final
+class LutTable:
+    """Room for one vector's table of partial sums, and the vector it holds.
+
+    entries: 8 * words_per_row * 243 i16 (:func:`fill_table`), allocated once
+    vector:  the int8 activations (in_features bytes) the entries were filled from; b"" before
+             the first fill. A product whose vector equals it reads the entries as they are.
+    """
+
+    entries: vec[i16]
+    vector: bytes
+
+    def __init__(self, words_per_row: i64) -> None:
+        self.entries = vec[i16]([0] * (words_per_row * GROUPS_PER_WORD * TABLE_SIZE))
+        self.vector = b""
+
+
+@final
 class LutMatrix:
     """A ternary (out, in) matrix in the base-3 group layout.
 
     words: out * words_per_row i64 words, row-major; byte k (bits 8k .. 8k+7) of word j of a
            row is the code of group 8j + k (see ``packing.pack_base3_groups``)
-    table: 8 * words_per_row * 243 i16, room for one vector's table (:func:`fill_table`),
-           allocated here once and rewritten by every call of :func:`ternary_matmul`
+    table: where :func:`ternary_matmul` builds each vector's table; pass one LutTable to the
+           matrices of one input width to share it (default: a table of the matrix's own)
     """
 
     out_features: i64
     in_features: i64
     words_per_row: i64
     words: vec[i64]
-    table: vec[i16]
+    table: LutTable
 
     def __init__(self, out_features: i64, in_features: i64, words_per_row: i64,
-                 words: vec[i64]) -> None:
+                 words: vec[i64], table: LutTable | None = None) -> None:
         if words_per_row != (in_features + 39) // 40:
             raise ValueError(f"words_per_row is {words_per_row}, expected ceil({in_features} / 40)")
         if len(words) != out_features * words_per_row:
             raise ValueError(f"got {len(words)} words, expected {out_features} * {words_per_row}")
+        if table is None:
+            table = LutTable(words_per_row)
+        elif len(table.entries) != words_per_row * GROUPS_PER_WORD * TABLE_SIZE:
+            raise ValueError(f"the table has {len(table.entries)} entries, expected "
+                             f"{words_per_row} * {GROUPS_PER_WORD} * {TABLE_SIZE}")
         self.out_features = out_features
         self.in_features = in_features
         self.words_per_row = words_per_row
         self.words = words
-        self.table = vec[i16]([0] * (words_per_row * GROUPS_PER_WORD * TABLE_SIZE))
+        self.table = table
 
 
 def activation(x_q: bytes, index: i64) -> i64:
@@ -126,7 +150,7 @@ def fill_table(table: vec[i16], x_q: bytes, start: i64, in_features: i64, groups
 
 def build_table(x_q: bytes, start: i64, in_features: i64, groups: i64) -> vec[i16]:
     """:func:`fill_table` into a new table of groups * 243 i16, to look at one (the kernel
-    reuses its matrix's table instead)."""
+    fills its matrix's LutTable instead)."""
     table = vec[i16]([0] * (groups * TABLE_SIZE))
     fill_table(table, x_q, start, in_features, groups)
     return table
@@ -193,11 +217,16 @@ def ternary_matmul(x_q: bytes, num_tokens: i64, matrix: LutMatrix) -> vec[i32]:
     # in compiled code (20 us for 336,000 entries; an append per entry costs 10 ns)
     acc = vec[i32]([0] * (num_tokens * out_features))
     groups = matrix.words_per_row * GROUPS_PER_WORD
-    # subtle: the table is the matrix's, so two calls on one matrix at once would share it.
+    # subtle: the table may be shared with other matrices, so two calls at once would share it.
     # Compiled mypyc code holds the GIL for a whole call, so threads take turns; the interpreted
-    # kernels (MINIBITNET_INTERPRETED=1, for a debugger) must not share a matrix between threads.
+    # kernels (MINIBITNET_INTERPRETED=1, for a debugger) must not run one model on two threads.
     table = matrix.table
     for t in range(num_tokens):
-        fill_table(table, x_q, t * in_features, in_features, groups)
-        matvec_into(acc, t * out_features, table, matrix)
+        start = t * in_features
+        vector = x_q[start:start + in_features]  # x_q itself when T = 1 (no copy)
+        # the entries depend on the vector alone: equal bytes, equal table (k and v after q)
+        if vector != table.vector:
+            fill_table(table.entries, x_q, start, in_features, groups)
+            table.vector = vector
+        matvec_into(acc, t * out_features, table.entries, matrix)
     return acc
