@@ -169,3 +169,33 @@ def test_accelerator_folders_import_nothing_of_the_package(package: str) -> None
 def test_the_top_level_stays_small() -> None:
     top_level = sorted(path.name for path in PACKAGE_DIR.glob("*.py"))
     assert len(top_level) <= 12, top_level
+
+
+def test_the_numpy_model_runs_without_any_compiled_module(tmp_path: Path) -> None:
+    """core/ with its reference kernel is the whole transformer in NumPy: reading a checkpoint
+    and a forward pass in a fresh process import no kernel of kernels/, no mypyc runtime
+    (librt) and no numba. (minibitnet.load imports the kernel registry, which names them all.)"""
+    import os
+    import subprocess
+    import sys
+
+    from minibitnet_testing.builders import build_checkpoint
+
+    folder = build_checkpoint(tmp_path / "model")
+    script = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from minibitnet.core.bitlinear import ReferenceKernel\n"
+        "from minibitnet.core.model import Model\n"
+        "from minibitnet.formats.detect import read_model\n"
+        f"config, weights, _ = read_model({str(folder)!r})\n"
+        "model = Model(config, weights, ReferenceKernel())\n"
+        "assert np.isfinite(model.logits([1, 2, 3])).all()\n"
+        "print(sorted(name for name in sys.modules\n"
+        "             if name.split('.')[0] in ('librt', 'numba', 'mypy_extensions')\n"
+        "             or name.startswith('minibitnet.kernels')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=os.environ, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
