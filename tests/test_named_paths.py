@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # a file by its extension, or a folder by its trailing slash ("ratio minibitnet/bitnet.cpp" in a
 # table heading is no path)
-NAMED_PATH = re.compile(r"(?<![\w./-])((?:minibitnet|tests)/[\w./-]*(?:\.(?:py|md|json|txt|png)\b|/))")
+NAMED_PATH = re.compile(
+    r"(?<![\w./-])((?:minibitnet|tests)/[\w./-]*(?:\.(?:py|md|json|txt|png)\b|/))")
 MOVED_MODULES_HEADING = "### Moved modules"
 
 

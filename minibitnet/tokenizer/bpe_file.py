@@ -97,9 +97,10 @@ def split_pattern(pre_tokenizer: Any, where: str) -> str:
         raise TokenizerError(f"{where}: Split pattern is {one_line(repr(pattern)[:60])}, "
                              "expected {\"Regex\": ...}")
     if split.get("behavior") != "Isolated" or split.get("invert", False) is not False:
-        raise TokenizerError(f"{where}: Split behavior is {one_line(repr(split.get('behavior'))[:40])}"
-                             f" with invert {one_line(repr(split.get('invert'))[:20])}, expected "
-                             "'Isolated' and false")
+        behavior = one_line(repr(split.get("behavior"))[:40])
+        invert = one_line(repr(split.get("invert"))[:20])
+        raise TokenizerError(f"{where}: Split behavior is {behavior} with invert {invert}, "
+                             "expected 'Isolated' and false")
     use_regex, prefix = byte_level.get("use_regex", True), byte_level.get("add_prefix_space", False)
     if use_regex is not False or prefix is not False:
         raise TokenizerError(f"{where}: ByteLevel pre-tokenizer has use_regex "

@@ -16,8 +16,9 @@ the Split regex of ``tokenizer_json.LLAMA3_PATTERN`` ("llama-bpe"), byte-level t
 special tokens taken from ``added_tokens``. The GGUF list is dense (ids 0 .. N-1); a
 tokenizer.json with a gap in its ids is refused. On read, one CheckpointError names the key
 of a vocabulary with no normal token, a token type outside 0 .. 6, a token listed twice, a
-token_type array of another length, or a merge that is not "a b". Key names and token types as gguf-py's
-``constants.py`` (``Keys.Tokenizer``, ``TokenType``).
+token_type array of another length, a merge that is not "a b", or a BOS or EOS id outside the
+vocabulary. Key names and token types as gguf-py's ``constants.py`` (``Keys.Tokenizer``,
+``TokenType``).
 """
 
 from __future__ import annotations
@@ -145,9 +146,17 @@ def tokenizer_files(file: GGUFFile) -> tuple[dict[str, Any], dict[str, Any]] | N
         for i, (token, kind) in enumerate(zip(tokens, types)) if int(kind) != NORMAL]
     names: dict[str, Any] = {}
     for field in ("bos", "eos"):
-        token_id = file.metadata.get(f"tokenizer.ggml.{field}_token_id")
-        if isinstance(token_id, int) and 0 <= token_id < len(tokens):
-            names[f"{field}_token"] = tokens[int(token_id)]
+        key = f"tokenizer.ggml.{field}_token_id"
+        token_id = file.metadata.get(key)
+        if token_id is None:
+            continue
+        # an id outside the vocabulary is refused, not skipped: a prompt would silently lose
+        # its BOS, or generation its stop token
+        if isinstance(token_id, bool) or not isinstance(token_id, int) \
+                or not 0 <= token_id < len(tokens):
+            raise CheckpointError(f"{file.path}: metadata '{key}' is {repr(token_id)[:40]}, "
+                                  f"expected a token id from 0 to {len(tokens) - 1}")
+        names[f"{field}_token"] = tokens[token_id]
     # subtle: the post-processor of tokenizer_json names LLaMA-3's <|begin_of_text|> as BOS; it
     # is dropped here (minibitnet reads BOS from tokenizer_config.json, not from it) so that a
     # vocabulary with another BOS does not describe a token it lacks

@@ -75,6 +75,23 @@ def test_a_merge_must_be_two_tokens(tmp_path):
         tokenizer_files(file)
 
 
+@pytest.mark.parametrize("field, value, shown", [
+    ("bos", (INT32, 2), "2"), ("eos", (INT32, -1), "-1"), ("bos", (STRING, "a"), "'a'"),
+])
+def test_a_bos_or_eos_id_outside_the_vocabulary_is_refused(tmp_path, field, value, shown):
+    """Skipping it would lose the prompt's BOS, or the stop token, without a word."""
+    file = _gguf_with(tmp_path, **{
+        "tokenizer.ggml.model": (STRING, "gpt2"), "tokenizer.ggml.pre": (STRING, "llama-bpe"),
+        "tokenizer.ggml.tokens": (ARRAY, (STRING, ["a", "b"])),
+        "tokenizer.ggml.token_type": (ARRAY, (INT32, [1, 1])),
+        "tokenizer.ggml.merges": (ARRAY, (STRING, [])),
+        f"tokenizer.ggml.{field}_token_id": value})
+    expected = (rf"t.gguf: metadata 'tokenizer.ggml.{field}_token_id' is {shown}, "
+                r"expected a token id from 0 to 1$")
+    with pytest.raises(CheckpointError, match=expected):
+        tokenizer_files(file)
+
+
 # ---- a bare GGUF folder (a bitnet.cpp download): the tokenizer comes from the file ----
 
 

@@ -60,7 +60,8 @@ def test_long_runs_agree_with_tokenizers(ours: Tokenizer, trained_dir: Path, nam
     unit = RUNS[name]
     for length, ending in [(20_000, ""), (30_001, " x"), (25_000, "<|eot_id|>"), (50_000, "\n")]:
         text = "Hi " + unit * (length // len(unit)) + ending
-        assert ours.encode(text) == oracle.encode(text, add_special_tokens=False).ids, (name, ending)
+        expected = oracle.encode(text, add_special_tokens=False).ids
+        assert ours.encode(text) == expected, (name, ending)
 
 
 RUN_UNITS = st.sampled_from(list(RUNS.values()) + ENDINGS + ["<|begin_of_text|>", "é", "1234"])
@@ -83,7 +84,8 @@ def test_any_long_text_equals_the_unsplit_encode(ours: Tokenizer, text: str) -> 
 @given(piece=st.lists(st.sampled_from([b"a", b"b", b"ab", b" ", b"th", b"e", b"\n", b"\xe6\xbc\xa2",
                                        b"1", b"!"]), min_size=1, max_size=400).map(b"".join))
 def test_heap_bpe_equals_tiktoken(ours: Tokenizer, piece: bytes) -> None:
-    """tiktoken's own merge of one piece (lookup first, then lowest rank, leftmost) is the oracle."""
+    """tiktoken's own merge of one piece (lookup first, then lowest rank, leftmost) is the
+    oracle."""
     ranks = ours.encoding._mergeable_ranks
     assert byte_pair_encode(piece, ranks) == ours.encoding._encode_single_piece(piece)
 

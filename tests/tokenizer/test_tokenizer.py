@@ -356,7 +356,8 @@ def _break_with(key: str):  # type: ignore[no-untyped-def]
     return cases[key]
 
 
-BROKEN = ["pretokenizers_int", "surrogate_special", "merges_object", "no_model", "wordpiece", "ignore_merges_false", "no_pre_tokenizer", "metaspace",
+BROKEN = ["pretokenizers_int", "surrogate_special", "merges_object", "no_model", "wordpiece",
+          "ignore_merges_false", "no_pre_tokenizer", "metaspace",
           "normalizer", "not_byte_level", "missing_byte", "shared_id", "merge_unknown",
           "merge_not_pair", "merges_out_of_order", "merge_missing", "merge_twice",
           "special_clash", "special_on_vocab_id", "special_lstrip"]
