@@ -21,14 +21,15 @@ import json
 import math
 import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
 from ..config import ModelConfig, config_from_dict
-from ..errors import ArgumentError, CheckpointError, TokenizerError
+from ..errors import ArgumentError, CheckpointError, TokenizerError, one_line
 from ..files import atomic_write, atomic_write_text, open_regular, read_bounded
 from ..tokenizer.bpe_file import MAX_TOKENIZER_CONFIG_BYTES, MAX_TOKENIZER_JSON_BYTES
 from ..tools.progress import ProgressBar
@@ -42,6 +43,9 @@ from .optim import AdamW, Schedule
 CHECKPOINT_FILE = "checkpoint.npz"
 FLOAT_WEIGHTS_FILE = "model-float.safetensors"  # the exported weights of a --no-quant run
 HISTORY_COLUMNS = ("step", "tokens", "loss", "lr", "seconds", "val_loss")
+# A NumPy training run keeps three float32 copies of its parameters (weights, Adam's m and v):
+# 16 GiB is 1.4 billion parameters, far past what it can train in days.
+MAX_CHECKPOINT_BYTES = 16 * 2**30
 VOCAB_MULTIPLE = 64  # the embedding is padded to a multiple of 64 rows (aligned matmuls)
 
 
@@ -94,6 +98,36 @@ def save_checkpoint(out_dir: Path, params: Params, optimizer: AdamW, step: int,
     atomic_write_text(out_dir / "loss.csv", "\n".join(lines) + "\n")
 
 
+def _check_array_sizes(handle: BinaryIO) -> None:
+    """Every array of the .npz archive on ``handle`` holds no more than its member's bytes, and
+    all of them together at most MAX_CHECKPOINT_BYTES, checked from the headers before any
+    array is read (a header may declare a shape of terabytes over a few bytes of data).
+
+    raises: ValueError (or zipfile.BadZipFile) saying what is wrong; ``handle`` is left at 0
+    """
+    with zipfile.ZipFile(handle) as archive:
+        members = [info for info in archive.infolist() if info.filename.endswith(".npy")]
+        total = sum(info.file_size for info in members)
+        if total > MAX_CHECKPOINT_BYTES:
+            raise ValueError(f"its arrays hold {total:,} bytes, more than the "
+                             f"{MAX_CHECKPOINT_BYTES:,}-byte limit")
+        for info in members:
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                else:  # 3.0 only for structured dtypes with non-Latin-1 field names
+                    raise ValueError(f"{info.filename} is .npy version {version}, expected "
+                                     "1.0 or 2.0")
+            declared = math.prod(shape) * dtype.itemsize
+            if declared > info.file_size:
+                raise ValueError(f"{info.filename} declares {shape} {dtype} ({declared:,} bytes) "
+                                 f"in {info.file_size:,} bytes")
+    handle.seek(0)
+
+
 def load_checkpoint(path: Path) -> tuple[Params, dict[str, np.ndarray], dict[str, np.ndarray],
                                          int, int, list[list[float]], dict[str, Any]]:
     """params, adam m, adam v, step, adam t, history, meta of a checkpoint.npz."""
@@ -101,15 +135,18 @@ def load_checkpoint(path: Path) -> tuple[Params, dict[str, np.ndarray], dict[str
     handle = open_regular(path, CheckpointError, "the checkpoint.npz of a training run",
                           missing="no checkpoint to resume from")
     try:
-        with handle, np.load(handle, allow_pickle=False) as archive:
-            params = {k[6:]: archive[k] for k in archive.files if k.startswith("param/")}
-            m = {k[7:]: archive[k] for k in archive.files if k.startswith("adam_m/")}
-            v = {k[7:]: archive[k] for k in archive.files if k.startswith("adam_v/")}
-            step, adam_t = int(archive["step"]), int(archive["adam_t"])
-            history = archive["history"].tolist()
-            meta = json.loads(str(archive["meta"]))
-    except (OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: not a training checkpoint ({exc})") from None
+        with handle:
+            _check_array_sizes(handle)
+            with np.load(handle, allow_pickle=False) as archive:
+                params = {k[6:]: archive[k] for k in archive.files if k.startswith("param/")}
+                m = {k[7:]: archive[k] for k in archive.files if k.startswith("adam_m/")}
+                v = {k[7:]: archive[k] for k in archive.files if k.startswith("adam_v/")}
+                step, adam_t = int(archive["step"]), int(archive["adam_t"])
+                history = archive["history"].tolist()
+                meta = json.loads(str(archive["meta"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path}: not a training checkpoint ({one_line(str(exc))})") \
+            from None
     return params, m, v, step, adam_t, history, meta
 
 
