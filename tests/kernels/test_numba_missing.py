@@ -105,8 +105,10 @@ def test_a_numba_that_fails_to_import_leaves_fast_on_the_mypyc_kernels(tmp_path)
     broken = tmp_path / "numba"
     broken.mkdir()
     (broken / "__init__.py").write_text('raise ImportError("Numba needs NumPy 2.5 or less")\n')
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    # subtle: no empty entry on the path ("DIR:" with an empty PYTHONPATH), which would put the
+    # working directory, the clone's root, ahead of the installed package
+    path = [str(tmp_path), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(path)}
     code = textwrap.dedent("""
         import numpy as np
         import minibitnet
