@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # table heading is no path)
 NAMED_PATH = re.compile(
     r"(?<![\w./-])((?:minibitnet|tests)/[\w./-]*(?:\.(?:py|md|json|txt|png)\b|/))")
-MOVED_MODULES_HEADING = "### Moved modules"
+MOVED_MODULES_HEADING = "### Changelog: moved modules"
 
 
 def _sources() -> list[Path]:
