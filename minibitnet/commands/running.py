@@ -8,14 +8,12 @@ usage error before anything is loaded.
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-import numpy as np
 
 from ..kernels.registry import available_backends, available_cores
 from ..errors import TokenizerError
@@ -115,26 +113,6 @@ def load_model(args: argparse.Namespace) -> tuple[Model, Tokenizer]:
     return model, tokenizer
 
 
-@functools.lru_cache(maxsize=4)
-def undecodable_ids(tokenizer: Tokenizer, vocab_size: int) -> np.ndarray:
-    """(V,) bool: True for each id of the model's vocabulary that the tokenizer has no token for.
-
-    Several published models pad config.json's vocab_size past the tokenizer's last id (to a
-    multiple of 64, say), and a vocabulary may leave ids unused inside its range. Such an id
-    has an embedding row but no text, so ``chat`` and ``generate`` never sample one
-    (:func:`stream_reply` sets their logits to -inf): both then see only ids that decode.
-    """
-    undecodable = np.ones(vocab_size, dtype=bool)  # (V,)
-    for token_id in range(min(tokenizer.vocab_size, vocab_size)):
-        try:
-            tokenizer.encoding.decode_single_token_bytes(token_id)
-        except KeyError:  # an unused id inside the tokenizer's range
-            continue
-        undecodable[token_id] = False
-    undecodable.flags.writeable = False  # shared by every reply through the cache
-    return undecodable
-
-
 @dataclass
 class Reply:
     """One streamed generation: the ids produced and how long each phase took."""
@@ -151,9 +129,9 @@ def stream_reply(model: Model, tokenizer: Tokenizer, prompt: Sequence[int],
     """Sample after ``prompt`` (continuing ``cache``), printing text to ``out`` as it comes.
 
     Special tokens are not printed. Ids the tokenizer cannot decode are never sampled
-    (:func:`undecodable_ids`). Ctrl-C ends the reply early; what was printed stays.
+    (``Tokenizer.undecodable_ids``). Ctrl-C ends the reply early; what was printed stays.
     """
-    suppressed = undecodable_ids(tokenizer, model.config.vocab_size)  # (V,) bool
+    suppressed = tokenizer.undecodable_ids(model.config.vocab_size)  # (V,) bool
     decoder = tokenizer.stream_decoder(skip_special=True)
     ids: list[int] = []
     started = time.perf_counter()

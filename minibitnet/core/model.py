@@ -176,20 +176,22 @@ class Model:
 
     def stream(self, ids: Sequence[int], max_new_tokens: int, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-               stop_ids: Sequence[int] | None = None,
-               cache: KVCache | None = None) -> Iterator[int]:
+               stop_ids: Sequence[int] | None = None, cache: KVCache | None = None,
+               suppressed: np.ndarray | None = None) -> Iterator[int]:
         """Like :meth:`generate`, but yields each new token id as soon as it is chosen."""
         return stream_tokens(self, ids, max_new_tokens, temperature, top_k, top_p, seed,
-                             stop_ids, cache)
+                             stop_ids, cache, suppressed)
 
     def generate(self, ids: Sequence[int], max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                 stop_ids: Sequence[int] | None = None,
-                 cache: KVCache | None = None) -> list[int]:
+                 stop_ids: Sequence[int] | None = None, cache: KVCache | None = None,
+                 suppressed: np.ndarray | None = None) -> list[int]:
         """New token ids after ``ids``, using the KV cache.
 
         temperature=0.0 is greedy; stop_ids=None stops at the config's eos ids (the stop token is
-        included in the result); seed makes sampling repeatable.
+        included in the result); seed makes sampling repeatable. suppressed: (V,) bool, ids
+        never to sample; ``tokenizer.undecodable_ids(model.config.vocab_size)`` keeps out the
+        padding rows of a vocabulary padded past its tokenizer, as ``minibitnet chat`` does.
         """
         return list(self.stream(ids, max_new_tokens, temperature, top_k, top_p, seed,
-                                stop_ids, cache))
+                                stop_ids, cache, suppressed))

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tiktoken
 
 from .bpe_file import mergeable_ranks, read_json, special_tokens, split_pattern
@@ -162,6 +163,7 @@ class Tokenizer:
                  template_variables: Mapping[str, str] | None = None,
                  source: str = TOKENIZER_FILE, add_bos: bool = False) -> None:
         self.encoding = encoding
+        self._undecodable: dict[int, np.ndarray] = {}  # vocab_size -> undecodable_ids
         self.source = source  # the file the vocabulary was read from, named in errors
         self.special_ids: dict[str, int] = dict(encoding._special_tokens)
         self.bos_token = bos_token
@@ -178,6 +180,30 @@ class Tokenizer:
     def vocab_size(self) -> int:
         """One more than the largest id (ordinary and special tokens)."""
         return int(self.encoding.max_token_value) + 1
+
+    def undecodable_ids(self, vocab_size: int) -> np.ndarray:
+        """(vocab_size,) bool: True for each id of a model's vocabulary this tokenizer has no
+        token for; pass it as ``suppressed`` to ``Model.generate`` / ``Model.stream``.
+
+        Several published models pad config.json's vocab_size past the tokenizer's last id (to
+        a multiple of 64, say), and a vocabulary may leave ids unused inside its range. Such an
+        id has an embedding row but no text: sampled, it could not be decoded. ``chat`` and
+        ``generate`` never sample one. The array is computed once per vocab_size (a loop over
+        the vocabulary) and read-only.
+        """
+        cached = self._undecodable.get(vocab_size)
+        if cached is not None:
+            return cached
+        undecodable = np.ones(vocab_size, dtype=bool)  # (V,)
+        for token_id in range(min(self.vocab_size, vocab_size)):
+            try:
+                self.encoding.decode_single_token_bytes(token_id)
+            except KeyError:  # an unused id inside the tokenizer's range
+                continue
+            undecodable[token_id] = False
+        undecodable.flags.writeable = False  # shared by every caller
+        self._undecodable[vocab_size] = undecodable
+        return undecodable
 
     def encode(self, text: str, bos: bool = False) -> list[int]:
         """Token ids of ``text``; special-token strings in it become their ids, as in HF.

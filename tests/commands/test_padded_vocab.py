@@ -20,7 +20,7 @@ import pytest
 from minibitnet_testing.tokenizer_builders import build_model_with_tokenizer
 
 import minibitnet
-from minibitnet.commands.running import stream_reply, undecodable_ids
+from minibitnet.commands.running import stream_reply
 from minibitnet.core.generate import stream_tokens
 from minibitnet.errors import ArgumentError
 from minibitnet.formats.safetensors import read_header
@@ -70,9 +70,22 @@ def test_padding_rows_would_win_without_the_mask(padded_dir: Path) -> None:
 
 def test_undecodable_ids_are_the_padding(padded_dir: Path) -> None:
     model, tokenizer = minibitnet.load(padded_dir), load_tokenizer(padded_dir)
-    mask = undecodable_ids(tokenizer, model.config.vocab_size)
+    mask = tokenizer.undecodable_ids(model.config.vocab_size)
     assert mask.shape == (TOKENIZER_SIZE + PADDING,)
     assert np.array_equal(np.flatnonzero(mask), np.arange(TOKENIZER_SIZE, TOKENIZER_SIZE + PADDING))
+    assert tokenizer.undecodable_ids(model.config.vocab_size) is mask  # computed once
+    assert not mask.flags.writeable
+
+
+def test_the_python_api_keeps_the_padding_out_when_told(padded_dir: Path) -> None:
+    """Model.generate and Model.stream take the same mask as the commands."""
+    model, tokenizer = minibitnet.load(padded_dir), load_tokenizer(padded_dir)
+    prompt = tokenizer.encode("Hello", bos=True)
+    mask = tokenizer.undecodable_ids(model.config.vocab_size)
+    ids = model.generate(prompt, 8, temperature=0.0, stop_ids=[], suppressed=mask)
+    assert len(ids) == 8 and max(ids) < TOKENIZER_SIZE
+    assert list(model.stream(prompt, 8, temperature=0.0, stop_ids=[], suppressed=mask)) == ids
+    tokenizer.decode(ids)  # every id decodes
 
 
 @pytest.mark.parametrize("args", [greedy(12), argparse.Namespace(n_predict=12, temp=1.0,
