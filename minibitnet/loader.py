@@ -27,15 +27,21 @@ def build_model(config: ModelConfig, weights: Weights, backend: str = "fast",
     cores (None: the cores this process may use; see :func:`load`).
 
     The memory-mapped pages of each tensor the model has copied (packed weights into a kernel's
-    format, the head's table into float32) are dropped from resident memory as it goes
-    (pages.py): the data stays on disk, and a 2B4T model is not held twice.
+    format) are dropped from resident memory as it goes (pages.py): the data stays on disk, and
+    a 2B4T model is not held twice.
     """
     kernel = get_backend(backend, threads)
-    share_cores_with_blas(kernel, threads)
-    return Model(config, weights, kernel, after_read=release_pages)
+    blas_threads = share_cores_with_blas(kernel, threads)
+    # subtle: the head's threads each call BLAS, so they share the cores only where BLAS runs on
+    # one thread: beside a kernel with threads of its own. Elsewhere one head thread calls BLAS
+    # on the cores BLAS takes (two head threads over two-thread BLAS measured 361 ms a token on
+    # 2B4T, one thread 125 ms).
+    kernel_threads = getattr(kernel, "threads", None)
+    head_threads = kernel_threads if kernel_threads is not None and blas_threads == 1 else 1
+    return Model(config, weights, kernel, after_read=release_pages, head_threads=head_threads)
 
 
-def share_cores_with_blas(kernel: object, threads: int | None) -> None:
+def share_cores_with_blas(kernel: object, threads: int | None) -> int | None:
     """Limit NumPy's BLAS (the head; dense prefill) so that it and the kernel do not fight over
     the cores; process-wide, through threadpoolctl (installed with the numba extra).
 
@@ -44,18 +50,22 @@ def share_cores_with_blas(kernel: object, threads: int | None) -> None:
     each call, so with both on two cores a 2B4T decode step measured 140-177 ms with BLAS on
     two threads and 118 ms with BLAS on one (docs/benchmarks.md). Otherwise an explicit
     ``threads`` (``-t``) caps BLAS too; None leaves it as NumPy started it.
+
+    returns: the thread count BLAS was limited to, or None where it was left as it was (or
+             threadpoolctl is missing)
     """
     if getattr(kernel, "threads", None) is not None:
         limit = 1
     elif threads is not None:
         limit = threads
     else:
-        return
+        return None
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # without it BLAS keeps its threads (OPENBLAS_NUM_THREADS still works)
-        return
+        return None
     threadpool_limits(limits=limit, user_api="blas")
+    return limit
 
 
 def load(path: str | Path | None = None, backend: str = "fast",

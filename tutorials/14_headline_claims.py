@@ -49,7 +49,7 @@ from minibitnet.tools.synthetic import tiny_config, write_checkpoint  # noqa: E4
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "figures"
 
 CONTEXT = 512  # the new token attends to this many positions (attention's share of the work)
-HEAD_BYTES_PER_ENTRY = 4  # minibitnet widens the bf16 head table to float32 once, at load
+HEAD_BYTES_PER_ENTRY = 4  # the recorded profile's head: the bf16 table widened to float32
 BANDWIDTH_ARRAY_MIB = 128  # far beyond the caches (32 MiB L3 on the benchmark machine)
 MEASURE_SECONDS = 0.6  # each bandwidth is the best read of up to this long (at least 5 reads):
 # on a shared machine a single read can be several times slower than the memory allows

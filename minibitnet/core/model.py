@@ -72,13 +72,16 @@ class Model:
     ``stream``."""
 
     def __init__(self, config: ModelConfig, weights: Weights, kernel: TernaryKernel | None = None,
-                 after_read: Callable[[np.ndarray], object] | None = None) -> None:
+                 after_read: Callable[[np.ndarray], object] | None = None,
+                 head_threads: int = 1) -> None:
         """
-        kernel:     computes the ternary products (None: the NumPy reference); its ``name`` is
-                    the model's ``backend``
-        after_read: called with each memory-mapped array once the model holds what it needs of
-                    it (the loader passes ``pages.release_pages``, so that a 2B4T model does not
-                    keep its checkpoint resident beside the kernels' copies); None: nothing
+        kernel:       computes the ternary products (None: the NumPy reference); its ``name``
+                      is the model's ``backend``
+        after_read:   called with each memory-mapped array once the model holds what it needs
+                      of it (the loader passes ``pages.release_pages``, so that a 2B4T model
+                      does not keep its checkpoint resident beside the kernels' copies)
+        head_threads: Python threads for the output head (head.py); the logits do not depend
+                      on it
         """
         kernel = kernel if kernel is not None else ReferenceKernel()
         self.config = config
@@ -96,7 +99,7 @@ class Model:
                     after_read(weight.packed)
         self.norm = weights.norm  # (D,)
         head_bits = weights.lm_head if weights.lm_head is not None else weights.embed_tokens
-        self.head = OutputHead(head_bits, after_read=after_read)
+        self.head = OutputHead(head_bits, after_read=after_read, threads=head_threads)
 
     def new_cache(self) -> KVCache:
         c = self.config

@@ -137,7 +137,8 @@ def measure_head_storages(model: Model, repeats: int) -> dict[str, float]:
                                                       dtype=np.float32)  # (1, D)
     result = {}
     for storage in STORAGES:
-        head = model.head if storage == model.head.storage else OutputHead(table, storage)
+        head = model.head if storage == model.head.storage else OutputHead(
+            table, storage, threads=model.head.threads)  # the bf16 storage on the model's threads
         times = []
         for _ in range(repeats + 1):
             start = time.perf_counter()
