@@ -142,7 +142,7 @@ def read_bounded(path: str | Path, limit: int, error: type[MinibitnetError], exp
     error, expected, missing: as for :func:`open_regular`
     """
     path = Path(path)
-    too_large = f"{path}: larger than the {limit:,}-byte limit, expected {expected}"
+    too_large = _over_limit(path, limit, expected)
     with open_regular(path, error, expected, missing) as handle:
         if os.fstat(handle.fileno()).st_size > limit:
             raise error(too_large)
@@ -155,6 +155,32 @@ def read_bounded(path: str | Path, limit: int, error: type[MinibitnetError], exp
     return data
 
 
+def _over_limit(where: str | Path, limit: int, expected: str) -> str:
+    """The message for a read over its budget."""
+    return f"{where}: larger than the {limit:,}-byte limit, expected {expected}"
+
+
+def _utf8(data: bytes, where: str | Path) -> str:
+    """``data`` decoded as UTF-8, or an ArgumentError naming ``where`` and the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArgumentError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+
+
+def read_text_stream(stream: BinaryIO, limit: int, where: str, expected: str) -> str:
+    """The UTF-8 text of an open stream (a prompt piped in), refused past ``limit`` bytes
+    without reading more than one byte beyond them.
+
+    where: what the messages call the stream, e.g. "standard input"
+    raises: ArgumentError for an over-budget or non-UTF-8 stream
+    """
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ArgumentError(_over_limit(where, limit, expected))
+    return _utf8(data, where)
+
+
 def read_text_argument(path: str | Path, limit: int, flag: str) -> str:
     """The UTF-8 text of the file a command-line flag names (a text to score, training data).
 
@@ -163,11 +189,9 @@ def read_text_argument(path: str | Path, limit: int, flag: str) -> str:
     """
     try:
         data = read_bounded(path, limit, ArgumentError, "a UTF-8 text file", "no such file")
-        return data.decode("utf-8")
     except ArgumentError as exc:
         raise ArgumentError(f"{flag}: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ArgumentError(f"{flag}: {path}: not UTF-8 text (byte {exc.start})") from None
+    return _utf8(data, f"{flag}: {path}")
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ArgumentError
-from ..files import read_text_argument
+from ..files import read_text_argument, read_text_stream
 from .running import (
     add_model_flags,
     add_sampling_flags,
@@ -54,20 +54,10 @@ def read_prompt(args: argparse.Namespace) -> str:
     if args.file is not None:
         return read_text_argument(args.file, MAX_PROMPT_FILE_BYTES, "-f/--file")
     if not sys.stdin.isatty():
-        return _read_standard_input(MAX_PROMPT_FILE_BYTES)
+        # the same budget as -f: '< /dev/zero' is refused, never read into memory
+        return read_text_stream(sys.stdin.buffer, MAX_PROMPT_FILE_BYTES, "standard input",
+                                "a UTF-8 prompt")
     return ""
-
-
-def _read_standard_input(limit: int) -> str:
-    """The prompt piped in, refused past ``limit`` bytes (``< /dev/zero`` never fills memory)."""
-    data = sys.stdin.buffer.read(limit + 1)
-    if len(data) > limit:
-        raise ArgumentError(f"standard input: larger than the {limit:,}-byte limit, expected "
-                            "a UTF-8 prompt")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ArgumentError(f"standard input: not UTF-8 text (byte {exc.start})") from None
 
 
 def run(args: argparse.Namespace) -> int:
